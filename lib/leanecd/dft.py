@@ -1,0 +1,624 @@
+"""The project's own dataset: GPAW plane-wave DFT of cubic crystals.
+
+For every compound this module
+
+1. builds the structure from a cubic prototype (FCC-lattice prototypes in their
+   **primitive** cell, as JARVIS stores them);
+2. finds the equilibrium lattice constant: a cheap bracketing scan (3 points at
+   coarse settings, re-centred until the minimum is inside), then a production
+   scan of 5 volumes around it with the **k-point mesh held fixed** for all volumes,
+   re-centred again if the minimum is at an edge;
+3. fits a Birch–Murnaghan E(V) (ASE) for a0 (Å), B (GPa), B′ and E0;
+4. runs one more SCF at a0 and stores its charge density and total energy per atom;
+5. checks the quality gates and writes ``fields/<id>.npz`` then
+   ``records/<id>.json`` atomically (the record is the commit marker), or
+   ``failures/<id>.json`` with the reason.
+
+The stored field is GPAW's ``get_pseudo_density()``: the smooth pseudo density plus
+the PAW compensation charges, on the calculation's real-space grid, in e/Å³. It is
+GPAW's analogue of a VASP CHGCAR (pseudo density plus augmentation charges): it
+integrates to the number of valence electrons, and like a CHGCAR it can be
+negative near the cores, which is what the renormalisation chapter is for.
+
+Run a batch with ``leanecd-dft run --out data/embedded --limit 200 --workers 2``;
+it resumes where it stopped. Requires the ``dft`` extra (GPAW).
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import os
+import random
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .errors import DFTError
+from .io import ECDField
+from .store import read_json, save_field, write_json
+
+DATASET_NAME = "leanecd-gpaw-cubic"
+DATASET_VERSION = "0.1.0"
+
+#: Elements whose compounds are run spin-polarised from a ferromagnetic start (as JARVIS).
+MAGNETIC = {"Mn": 3.0, "Fe": 3.0, "Co": 2.0, "Ni": 1.0, "Cr": 3.0}
+
+
+@dataclass(frozen=True)
+class DFTSettings:
+    """Settings fixed for the whole dataset (chosen by the convergence study)."""
+
+    ecut_eV: float = 450.0  #: plane-wave cutoff
+    kpt_density: float = 4.0  #: k-points per Å⁻¹ along each reciprocal vector (ASE rule), Γ-centred
+    smearing_eV: float = 0.1  #: Fermi–Dirac width; energies are extrapolated to zero width
+    xc: str = "PBE"
+    coarse_ecut_eV: float = 250.0  #: bracketing scan only
+    coarse_kpt_density: float = 2.0  #: bracketing scan only
+    volume_steps: tuple = (0.90, 0.95, 1.0, 1.05, 1.10)  #: production scan, V / V_est
+    bracket_steps: tuple = (0.96, 1.0, 1.04)  #: bracketing scan, a / a_guess
+    max_fit_rms_meV: float = 2.0  #: gate: BM fit residual per atom
+    max_electron_error: float = 1e-3  #: gate: |∫ρ − N_valence| / N_valence
+    maxiter: int = 300
+
+
+# --------------------------------------------------------------------------- prototypes
+
+
+@dataclass(frozen=True)
+class Prototype:
+    name: str
+    spacegroup: int
+    symbol: str
+    lattice: str  # "fcc" (stored primitive) or "sc"
+    sites: tuple  # fractional positions in the conventional cube, one per FCC coset
+    description: str
+
+
+_Q = 0.25
+PROTOTYPES = {
+    p.name: p
+    for p in [
+        Prototype("diamond", 227, "Fd-3m", "fcc", ((0, 0, 0), (_Q, _Q, _Q)), "A4 (Si); validation only, not in the dataset's space groups"),
+        Prototype("fcc", 225, "Fm-3m", "fcc", ((0, 0, 0),), "A1 element"),
+        Prototype("rocksalt", 225, "Fm-3m", "fcc", ((0, 0, 0), (0.5, 0.5, 0.5)), "B1 AX (NaCl)"),
+        Prototype("fluorite", 225, "Fm-3m", "fcc", ((0, 0, 0), (_Q, _Q, _Q), (0.75, 0.75, 0.75)), "C1 AX2 (CaF2); antifluorite A2X has A on the X sites"),
+        Prototype("heusler", 225, "Fm-3m", "fcc", ((0, 0, 0), (0.5, 0.5, 0.5), (_Q, _Q, _Q), (0.75, 0.75, 0.75)), "L2_1 X2YZ (Cu2MnAl): Y, Z, X, X"),
+        Prototype("elpasolite", 225, "Fm-3m", "fcc",
+                  ((0, 0, 0), (0.5, 0.5, 0.5), (_Q, _Q, _Q), (0.75, 0.75, 0.75),
+                   (0.25, 0, 0), (0.75, 0, 0), (0, 0.25, 0), (0, 0.75, 0), (0, 0, 0.25), (0, 0, 0.75)),
+                  "A2BB'X6 (K2NaAlF6): B, B', A, A, X×6 (X at x=0.25 of B)"),
+        Prototype("zincblende", 216, "F-43m", "fcc", ((0, 0, 0), (_Q, _Q, _Q)), "B3 AX (ZnS)"),
+        Prototype("half-heusler", 216, "F-43m", "fcc", ((0, 0, 0), (0.5, 0.5, 0.5), (_Q, _Q, _Q)), "C1_b XYZ (MgAgAs): Z at 4a, X at 4b, Y at 4c"),
+        Prototype("inverse-heusler", 216, "F-43m", "fcc", ((0, 0, 0), (_Q, _Q, _Q), (0.5, 0.5, 0.5), (0.75, 0.75, 0.75)), "X2YZ (Hg2CuTi): X, X, Y, Z"),
+        Prototype("quaternary-heusler", 216, "F-43m", "fcc", ((0, 0, 0), (0.5, 0.5, 0.5), (_Q, _Q, _Q), (0.75, 0.75, 0.75)), "XX'YZ (LiMgPdSn): Z, Y, X, X'"),
+        Prototype("cscl", 221, "Pm-3m", "sc", ((0, 0, 0), (0.5, 0.5, 0.5)), "B2 AB (CsCl)"),
+        Prototype("l12", 221, "Pm-3m", "sc", ((0, 0, 0), (0, 0.5, 0.5), (0.5, 0, 0.5), (0.5, 0.5, 0)), "L1_2 A3B (Cu3Au): B, A, A, A"),
+        Prototype("reo3", 221, "Pm-3m", "sc", ((0, 0, 0), (0.5, 0, 0), (0, 0.5, 0), (0, 0, 0.5)), "D0_9 BX3 (ReO3): B, X, X, X"),
+        Prototype("perovskite", 221, "Pm-3m", "sc", ((0, 0, 0), (0.5, 0.5, 0.5), (0.5, 0.5, 0), (0.5, 0, 0.5), (0, 0.5, 0.5)), "E2_1 ABX3 (SrTiO3): A, B, X, X, X"),
+        Prototype("antiperovskite", 221, "Pm-3m", "sc", ((0, 0, 0), (0.5, 0.5, 0.5), (0.5, 0.5, 0), (0.5, 0, 0.5), (0, 0.5, 0.5)), "A3BX (Fe3SnC, Li3OCl): B, X, A, A, A"),
+    ]
+}
+
+FCC_PRIMITIVE = np.array([[0.0, 0.5, 0.5], [0.5, 0.0, 0.5], [0.5, 0.5, 0.0]])
+
+
+def build_atoms(prototype: str, species: tuple, a: float):
+    """Atoms of ``prototype`` with one symbol per site (see :data:`PROTOTYPES`), edge ``a`` Å.
+
+    FCC-lattice prototypes come in the primitive cell a1 = (0, a/2, a/2), … .
+    """
+    from ase import Atoms
+
+    p = PROTOTYPES[prototype]
+    if len(species) != len(p.sites):
+        raise ValueError(f"{prototype} has {len(p.sites)} sites, got {species}")
+    cart = np.array(p.sites, dtype=float) * a
+    cell = FCC_PRIMITIVE * a if p.lattice == "fcc" else np.eye(3) * a
+    atoms = Atoms(list(species), positions=cart, cell=cell, pbc=True)
+    atoms.wrap()
+    return atoms
+
+
+# --------------------------------------------------------------------------- composition rules
+
+ALKALI = ["Li", "Na", "K", "Rb", "Cs"]
+ALKALINE_EARTH = ["Mg", "Ca", "Sr", "Ba"]
+HALOGEN = ["F", "Cl", "Br", "I"]
+CHALCOGEN = ["O", "S", "Se", "Te"]
+GROUP = {  # valence electrons counted as group number (s+d for TMs, s+p for main group)
+    "Li": 1, "Na": 1, "K": 1, "Rb": 1, "Cs": 1, "Be": 2, "Mg": 2, "Ca": 2, "Sr": 2, "Ba": 2,
+    "Sc": 3, "Y": 3, "Ti": 4, "Zr": 4, "Hf": 4, "V": 5, "Nb": 5, "Ta": 5, "Cr": 6, "Mo": 6, "W": 6,
+    "Mn": 7, "Re": 7, "Fe": 8, "Ru": 8, "Os": 8, "Co": 9, "Rh": 9, "Ir": 9, "Ni": 10, "Pd": 10, "Pt": 10,
+    "Cu": 11, "Ag": 11, "Au": 11, "Zn": 12, "Cd": 12, "Hg": 12, "B": 3, "Al": 3, "Ga": 3, "In": 3, "Tl": 3,
+    "C": 4, "Si": 4, "Ge": 4, "Sn": 4, "Pb": 4, "N": 5, "P": 5, "As": 5, "Sb": 5, "Bi": 5,
+    "O": 6, "S": 6, "Se": 6, "Te": 6, "F": 7, "Cl": 7, "Br": 7, "I": 7,
+}
+
+
+def candidate_compounds() -> list[tuple[str, tuple]]:
+    """All (prototype, species-per-site) pairs allowed by the documented rules.
+
+    Ionic prototypes are charge balanced with common oxidation states; intermetallic
+    prototypes follow the usual electron-count rules (half-Heusler 8/18 electrons).
+    """
+    out: list[tuple[str, tuple]] = []
+    add = lambda proto, *sp: out.append((proto, tuple(sp)))  # noqa: E731
+    # A1: elements whose ground state is fcc (ASE reference states), no noble gases or f elements
+    for el in ["Al", "Ni", "Cu", "Rh", "Pd", "Ag", "Ir", "Pt", "Au", "Pb", "Ca", "Sr"]:
+        add("fcc", el)
+    # B1 rock salt: A+X-, A2+X2-, and refractory carbides/nitrides M(C,N)
+    for A, X in itertools.product(ALKALI, HALOGEN):
+        add("rocksalt", A, X)
+    for A, X in itertools.product(ALKALINE_EARTH, ["O", "S", "Se", "Te"]):
+        add("rocksalt", A, X)
+    for A, X in itertools.product(["Sc", "Ti", "V", "Zr", "Nb", "Hf", "Ta"], ["C", "N"]):
+        add("rocksalt", A, X)
+    # C1 fluorite AX2 (A2+ with F/Cl, A4+ with O) and antifluorite A2X (A+ with chalcogen)
+    for A, X in itertools.product(["Ca", "Sr", "Ba", "Cd", "Pb"], ["F", "Cl"]):
+        add("fluorite", A, X, X)
+    for A in ["Zr", "Hf", "Ti"]:
+        add("fluorite", A, "O", "O")
+    for A, X in itertools.product(["Li", "Na", "K", "Rb"], CHALCOGEN):
+        add("fluorite", X, A, A)
+    # B3 zinc blende: III-V, II-VI, I-VII, IV-IV
+    for A, X in itertools.product(["B", "Al", "Ga", "In"], ["N", "P", "As", "Sb"]):
+        add("zincblende", A, X)
+    for A, X in itertools.product(["Be", "Zn", "Cd"], ["O", "S", "Se", "Te"]):
+        add("zincblende", A, X)
+    for A, X in itertools.product(["Cu", "Ag"], ["Cl", "Br", "I"]):
+        add("zincblende", A, X)
+    add("zincblende", "Si", "C")
+    # B2 CsCl: a group 8-11 transition metal with a group 2-4, 12 or 13 metal
+    for A, B in itertools.product(["Fe", "Co", "Ni", "Cu", "Ru", "Rh", "Pd", "Ag", "Au", "Pt"],
+                                  ["Be", "Mg", "Sc", "Ti", "Zr", "Hf", "Zn", "Al", "Ga", "In"]):
+        add("cscl", A, B)
+    # L1_2 A3B: late transition metal A (groups 9-11), B a main-group or early TM metal
+    for A, B in itertools.product(["Ni", "Pd", "Pt", "Cu", "Au", "Ir", "Rh"],
+                                  ["Al", "Ga", "In", "Ge", "Sn", "Si", "Ti", "Zr", "Hf", "V", "Nb", "Ta", "Sc", "Mg", "Zn"]):
+        add("l12", B, A, A, A)
+    # ReO3-type: B6+ O3 and B3+ F3
+    for B in ["W", "Re", "Mo"]:
+        add("reo3", B, "O", "O", "O")
+    for B in ["Al", "Sc", "Ga", "In", "Fe", "Cr", "V", "Ti"]:
+        add("reo3", B, "F", "F", "F")
+    # perovskite ABX3: A+B5+O3, A2+B4+O3, A+B2+F3
+    for A, B in itertools.product(["Na", "K", "Rb"], ["Nb", "Ta", "V"]):
+        add("perovskite", A, B, "O", "O", "O")
+    for A, B in itertools.product(["Ca", "Sr", "Ba"], ["Ti", "Zr", "Hf", "Sn", "Ge"]):
+        add("perovskite", A, B, "O", "O", "O")
+    for A, B in itertools.product(["Na", "K", "Rb", "Cs"], ["Mg", "Zn", "Ca", "Cd", "Mn", "Fe", "Co", "Ni"]):
+        add("perovskite", A, B, "F", "F", "F")
+    # anti-perovskite A3BX: TM3 M (C, N) like Fe3SnC, and ionic Li3OCl-type
+    for A, B, X in itertools.product(["Mn", "Fe", "Co", "Ni"], ["Al", "Ga", "Zn", "Sn", "In", "Ge", "Mg", "Cu"], ["C", "N"]):
+        add("antiperovskite", B, X, A, A, A)
+    for A, B in itertools.product(["Li", "Na", "K"], ["Cl", "Br", "I"]):
+        add("antiperovskite", B, "O", A, A, A)
+    # L2_1 full Heusler X2YZ
+    for X, Y, Z in itertools.product(["Co", "Fe", "Ni", "Cu", "Rh", "Pd"], ["Ti", "V", "Cr", "Mn", "Zr", "Hf", "Nb"],
+                                     ["Al", "Ga", "In", "Si", "Ge", "Sn", "Sb"]):
+        add("heusler", Y, Z, X, X)
+    # inverse Heusler X2YZ (Hg2CuTi type): X lighter than Y among 3d metals
+    for X, Y, Z in itertools.product(["Sc", "Ti", "V", "Cr", "Mn"], ["Fe", "Co", "Ni", "Cu"], ["Al", "Ga", "In", "Si", "Ge", "Sn"]):
+        add("inverse-heusler", X, X, Y, Z)
+    # half-Heusler XYZ with 8 or 18 valence electrons (Z at 4a, X at 4b, Y at 4c)
+    for X, Y, Z in itertools.product(["Li", "Na", "Sc", "Ti", "Zr", "Hf", "V", "Nb", "Ta", "Mg"],
+                                     ["Mg", "Zn", "Co", "Rh", "Ir", "Ni", "Pd", "Pt", "Fe", "Cu"],
+                                     ["N", "P", "As", "Sb", "Bi", "Si", "Ge", "Sn", "Pb"]):
+        vec = GROUP[X] + GROUP[Y] + GROUP[Z]
+        if X != Y and vec in (8, 18):
+            add("half-heusler", Z, X, Y)
+    # LiMgPdSn-type quaternary Heusler XX'YZ with 21-24 valence electrons (Slater-Pauling)
+    for X, X2 in itertools.combinations(["Co", "Fe", "Ni", "Cu", "Mn"], 2):
+        for Y, Z in itertools.product(["Ti", "V", "Cr", "Mn", "Zr"], ["Al", "Ga", "Si", "Ge", "Sn"]):
+            vec = GROUP[X] + GROUP[X2] + GROUP[Y] + GROUP[Z]
+            if Y not in (X, X2) and 21 <= vec <= 24:
+                add("quaternary-heusler", Z, Y, X, X2)
+    # elpasolite A2BB'X6: A, B alkali, B' trivalent, X halogen
+    for A, B, B3, X in itertools.product(["K", "Rb", "Cs"], ["Li", "Na", "K"], ["Al", "Sc", "Ga", "In", "Y", "Bi"], ["F", "Cl"]):
+        if A != B:
+            add("elpasolite", B, B3, A, A, X, X, X, X, X, X)
+    return out
+
+
+def compound_id(prototype: str, species: tuple) -> str:
+    """Stable id: reduced formula plus prototype, e.g. ``NaCl-rocksalt``."""
+    from ase.formula import Formula
+
+    return f"{Formula(''.join(species)).reduce()[0].format('metal')}-{prototype}"
+
+
+def cost_weight(prototype: str, species: tuple) -> float:
+    """Rough relative cost of one compound (atoms³ × 2 if spin-polarised)."""
+    w = len(species) ** 3
+    return w * (2.5 if any(s in MAGNETIC for s in species) else 1.0)
+
+
+def plan(seed: int = 0) -> list[dict]:
+    """Order in which compounds are computed: a seeded shuffle within each prototype,
+    interleaved so that any prefix covers every prototype, cheap prototypes more often."""
+    rng = random.Random(seed)
+    by_proto: dict[str, list] = {}
+    for proto, sp in candidate_compounds():
+        by_proto.setdefault(proto, []).append(sp)
+    queue = []
+    seen = set()
+    for proto, lst in by_proto.items():
+        rng.shuffle(lst)
+        for rank, sp in enumerate(lst):
+            cid = compound_id(proto, sp)
+            if cid in seen:
+                continue
+            seen.add(cid)
+            priority = (rank + 1) * cost_weight(proto, sp) ** 0.5
+            queue.append((priority, cid, proto, sp))
+    queue.sort()
+    return [{"id": cid, "prototype": proto, "species": list(sp)} for _, cid, proto, sp in queue]
+
+
+# --------------------------------------------------------------------------- one compound
+
+
+def guess_lattice_constant(prototype: str, species: tuple) -> float:
+    """Edge (Å) at which no pair of atoms is closer than the sum of their covalent radii.
+
+    Only a starting point (typically within ±8 %); the scan finds the minimum."""
+    from ase.data import atomic_numbers, covalent_radii
+
+    atoms = build_atoms(prototype, species, 1.0)
+    from ase.neighborlist import neighbor_list
+
+    best = 0.0
+    i, j, d = neighbor_list("ijd", atoms, 1.0)
+    syms = atoms.get_chemical_symbols()
+    for ii, jj, dd in zip(i, j, d):
+        r = covalent_radii[atomic_numbers[syms[ii]]] + covalent_radii[atomic_numbers[syms[jj]]]
+        best = max(best, r / dd)
+    return float(best)
+
+
+def _calculator(settings: DFTSettings, kpts, magnetic: bool, txt, coarse=False):
+    from gpaw import GPAW, PW, FermiDirac
+
+    return GPAW(
+        mode=PW(settings.coarse_ecut_eV if coarse else settings.ecut_eV),
+        xc=settings.xc,
+        kpts={"size": tuple(int(k) for k in kpts), "gamma": True},
+        occupations=FermiDirac(settings.smearing_eV),
+        maxiter=settings.maxiter,
+        txt=txt,
+    )
+
+
+def _kmesh(atoms, density: float) -> list[int]:
+    from ase.calculators.calculator import kptdensity2monkhorstpack
+
+    return [int(k) for k in kptdensity2monkhorstpack(atoms, kptdensity=density, even=False)]
+
+
+def _energy(prototype, species, a, settings, kpts, txt, coarse=False):
+    atoms = build_atoms(prototype, species, a)
+    magnetic = any(s in MAGNETIC for s in species)
+    if magnetic:
+        atoms.set_initial_magnetic_moments([MAGNETIC.get(s, 0.0) for s in species])
+    atoms.calc = _calculator(settings, kpts, magnetic, txt, coarse)
+    try:
+        e = atoms.get_potential_energy()
+    except Exception as exc:  # GPAW's KohnShamConvergenceError and friends
+        raise DFTError(f"SCF failed at a = {a:.4f} Å: {type(exc).__name__}: {exc}") from None
+    return e, atoms
+
+
+def compute_compound(prototype: str, species, settings: DFTSettings = DFTSettings(), log=None):
+    """Run the whole protocol for one compound. Returns ``(record, field)``.
+
+    Raises :class:`~leanecd.errors.DFTError` with the reason when a gate fails.
+    """
+    from ase.eos import EquationOfState
+    from ase.units import GPa
+
+    species = tuple(species)
+    t0 = time.time()
+    txt = log if log is not None else os.devnull
+    n_scf = 0
+    natoms = len(species)
+    a_guess = guess_lattice_constant(prototype, species)
+    # 1. bracketing at coarse settings; re-centre until the minimum is inside.
+    ck = _kmesh(build_atoms(prototype, species, a_guess), settings.coarse_kpt_density)
+    pts = {}
+    centre = a_guess
+    for _ in range(8):
+        for s in settings.bracket_steps:
+            a = round(centre * s, 6)
+            if a not in pts:
+                pts[a] = _energy(prototype, species, a, settings, ck, txt, coarse=True)[0]
+                n_scf += 1
+        a_sorted = sorted(pts)
+        e_sorted = [pts[a] for a in a_sorted]
+        k = int(np.argmin(e_sorted))
+        if 0 < k < len(a_sorted) - 1:
+            c2, c1, _ = np.polyfit(a_sorted[k - 1 : k + 2], e_sorted[k - 1 : k + 2], 2)
+            a_est = -c1 / (2 * c2) if c2 > 0 else a_sorted[k]
+            break
+        centre = a_sorted[k]
+    else:
+        raise DFTError(f"no energy minimum found between a = {min(pts):.3f} and {max(pts):.3f} Å (coarse scan)")
+    # 2. production scan, k mesh fixed for all volumes.
+    kpts = _kmesh(build_atoms(prototype, species, a_est), settings.kpt_density)
+    v_est = a_est**3
+    vols, ens, edges = [], [], []
+    for attempt in range(4):
+        for s in settings.volume_steps:
+            a = round((v_est * s) ** (1 / 3), 6)
+            if a in edges:
+                continue
+            e, _ = _energy(prototype, species, a, settings, kpts, txt)
+            n_scf += 1
+            edges.append(a)
+            vols.append(build_atoms(prototype, species, a).get_volume())
+            ens.append(e)
+        order = np.argsort(vols)
+        k = int(np.argmin(np.array(ens)[order]))
+        if 0 < k < len(vols) - 1:
+            break
+        v_est = np.array(edges)[order][k] ** 3  # minimum at an edge: re-centre on the lowest point
+    else:
+        raise DFTError("minimum stays at the edge of the production scan after 4 re-centrings")
+    vols_a, ens_a = np.array(vols), np.array(ens)
+    # fit on the final scan: the points within ±11 % in volume of its centre
+    sel = np.abs(np.array(edges) ** 3 / v_est - 1) <= 0.11
+    eos = EquationOfState(vols_a[sel], ens_a[sel], eos="birchmurnaghan")
+    try:
+        v0, e0, B = eos.fit()
+    except Exception as exc:
+        raise DFTError(f"Birch–Murnaghan fit failed: {exc}") from None
+    Bp = float(eos.eos_parameters[2]) if hasattr(eos, "eos_parameters") else float("nan")
+    resid = ens_a[sel] - eos.func(vols_a[sel], *eos.eos_parameters)
+    rms_meV = float(np.sqrt(np.mean(resid**2)) / natoms * 1000)
+    B_GPa = float(B / GPa)
+    if not (vols_a[sel].min() < v0 < vols_a[sel].max()):
+        raise DFTError(f"fitted V0 = {v0:.3f} Å³ outside the scan [{vols_a.min():.3f}, {vols_a.max():.3f}]")
+    if not B_GPa > 0:
+        raise DFTError(f"bulk modulus {B_GPa:.2f} GPa is not positive")
+    if rms_meV > settings.max_fit_rms_meV:
+        raise DFTError(f"fit residual {rms_meV:.3f} meV/atom exceeds {settings.max_fit_rms_meV}")
+    mult = 4 if PROTOTYPES[prototype].lattice == "fcc" else 1
+    a0 = float((v0 * mult) ** (1 / 3))
+    # 3. the field at equilibrium
+    e_eq, atoms = _energy(prototype, species, a0, settings, kpts, txt)
+    n_scf += 1
+    calc = atoms.calc
+    rho = calc.get_pseudo_density()  # pseudo density + compensation charges, e/Å³
+    n_val = float(calc.get_number_of_electrons())
+    n_field = float(rho.mean() * atoms.get_volume())
+    if abs(n_field - n_val) / n_val > settings.max_electron_error:
+        raise DFTError(f"stored field holds {n_field:.5f} electrons, expected {n_val}")
+    try:
+        magmom = float(calc.get_magnetic_moment())
+    except Exception:
+        magmom = 0.0
+    cid = compound_id(prototype, species)
+    p = PROTOTYPES[prototype]
+    elements = sorted(set(species))
+    record = {
+        "id": cid,
+        "formula": atoms.get_chemical_formula(mode="metal"),
+        "prototype": prototype,
+        "spacegroup": p.spacegroup,
+        "spacegroup_symbol": p.symbol,
+        "species": list(species),
+        "elements": elements,
+        "n_elements": len(elements),
+        "natoms": natoms,
+        "cell": "primitive" if p.lattice == "fcc" else "conventional",
+        "a0_A": a0,
+        "a_guess_A": a_guess,
+        "bulk_modulus_GPa": B_GPa,
+        "bulk_modulus_prime": Bp,
+        "energy_per_atom_eV": float(e0 / natoms),
+        "scf_energy_at_a0_per_atom_eV": float(e_eq / natoms),
+        "fit_rms_meV_per_atom": rms_meV,
+        "eos_volumes_A3": vols_a.tolist(),
+        "eos_energies_eV": ens_a.tolist(),
+        "eos_points_used": int(sel.sum()),
+        "magmom_total": magmom,
+        "spin_polarized": any(s in MAGNETIC for s in species),
+        "kpts": kpts,
+        "grid": list(rho.shape),
+        "n_valence": n_val,
+        "field_electrons": n_field,
+        "field_min": float(rho.min()),
+        "n_scf": n_scf,
+        "wall_s": time.time() - t0,
+        "settings": asdict(settings),
+        "code": _code_versions(),
+        "status": "ok",
+    }
+    field = ECDField(rho=rho, lattice=atoms.cell[:], atoms=atoms.copy(), source=f"{DATASET_NAME}:{cid}",
+                     meta={"id": cid, "density": "GPAW pseudo density + compensation charges (get_pseudo_density)"})
+    field.atoms.calc = None
+    return record, field
+
+
+def _code_versions() -> dict:
+    import ase
+
+    import gpaw
+
+    return {"gpaw": gpaw.__version__, "ase": ase.__version__, "numpy": np.__version__, "python": sys.version.split()[0]}
+
+
+# --------------------------------------------------------------------------- the batch
+
+
+def _done_ids(out: Path) -> set[str]:
+    ids = {p.stem for p in (out / "records").glob("*.json")}
+    ids |= {p.stem for p in (out / "failures").glob("*.json")}
+    return ids
+
+
+def run_one(entry: dict, out: str | os.PathLike, settings: DFTSettings = DFTSettings()) -> dict:
+    """Compute one compound and write it (field first, record last, both atomic).
+
+    A gate failure or crash is written to ``failures/<id>.json``; returns a summary.
+    """
+    out = Path(out)
+    cid = entry["id"]
+    t0 = time.time()
+    logdir = out / "logs"
+    logdir.mkdir(parents=True, exist_ok=True)
+    try:
+        record, fld = compute_compound(entry["prototype"], entry["species"], settings, log=str(logdir / f"{cid}.txt"))
+    except DFTError as exc:
+        fail = {"id": cid, "prototype": entry["prototype"], "species": entry["species"], "reason": str(exc),
+                "wall_s": time.time() - t0, "settings": asdict(settings), "status": "failed"}
+        write_json(out / "failures" / f"{cid}.json", fail)
+        return fail
+    save_field(out / "fields" / f"{cid}.npz", fld)
+    write_json(out / "records" / f"{cid}.json", record)
+    return {"id": cid, "status": "ok", "wall_s": record["wall_s"]}
+
+
+def _run_one_subprocess(entry: dict, out: str, settings_json: str, timeout_s: float) -> dict:
+    """Run :func:`run_one` in a fresh single-threaded Python process (isolates GPAW/MPI)."""
+    env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    cmd = [sys.executable, "-m", "leanecd.dft", "one", json.dumps(entry), "--out", out, "--settings", settings_json]
+    try:
+        proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        return {"id": entry["id"], "status": "timeout"}
+    if proc.returncode != 0:
+        tail = (proc.stderr or proc.stdout).strip().splitlines()[-3:]
+        return {"id": entry["id"], "status": "crashed", "reason": " | ".join(tail)}
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def run_batch(out: str | os.PathLike, limit: int | None = None, workers: int = 2, scheduler: str | None = None,
+              settings: DFTSettings = DFTSettings(), seed: int = 0, timeout_s: float = 3600,
+              entries: list[dict] | None = None, progress: bool = True) -> list[dict]:
+    """Compute the next ``limit`` compounds of :func:`plan` not yet done in ``out``.
+
+    Each compound runs in its own single-threaded process, scheduled by
+    ``dask.distributed`` (a local cluster of ``workers`` processes, or the scheduler
+    at address ``scheduler``). Finished compounds are skipped on restart; killing the
+    batch loses only the compounds in flight.
+    """
+    from dask.distributed import Client, LocalCluster, as_completed
+    from tqdm.auto import tqdm
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    write_dataset_json(out, settings)
+    todo_all = entries if entries is not None else plan(seed)
+    done = _done_ids(out)
+    todo = [e for e in todo_all if e["id"] not in done]
+    if limit is not None:
+        todo = todo[: max(0, limit - len(done & {e["id"] for e in todo_all}))]
+    if not todo:
+        return []
+    sj = json.dumps(asdict(settings))
+    if scheduler:
+        client = Client(scheduler)
+    else:
+        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=False, dashboard_address=None)
+        client = Client(cluster)
+    results = []
+    try:
+        futs = [client.submit(_run_one_subprocess, e, str(out), sj, timeout_s, key=f"dft-{e['id']}", pure=False)
+                for e in todo]
+        bar = tqdm(total=len(futs), desc="DFT compounds", unit="cpd", disable=not progress)
+        for fut in as_completed(futs):
+            res = fut.result()
+            results.append(res)
+            bar.set_postfix_str(f"{res['id']}: {res['status']}")
+            bar.update()
+            if res["status"] in ("timeout", "crashed"):
+                write_json(out / "failures" / f"{res['id']}.json", {**res, "reason": res.get("reason", res["status"])})
+        bar.close()
+    finally:
+        client.close()
+        if not scheduler:
+            cluster.close()
+    write_labels(out)
+    return results
+
+
+def write_dataset_json(out: Path, settings: DFTSettings = DFTSettings()) -> None:
+    meta = {
+        "name": DATASET_NAME,
+        "version": DATASET_VERSION,
+        "settings": asdict(settings),
+        "density": "GPAW get_pseudo_density(): pseudo density + PAW compensation charges, e/Å³, "
+        "on the calculation's real-space grid; integrates to the number of valence electrons",
+        "labels": "GPAW-PBE values (not JARVIS OptB88vdW)",
+    }
+    path = out / "dataset.json"
+    if not path.exists() or read_json(path) != json.loads(json.dumps(meta)):
+        write_json(path, meta)
+
+
+LABEL_COLUMNS = ["id", "formula", "prototype", "spacegroup", "spacegroup_symbol", "n_elements", "natoms", "cell",
+                 "a0_A", "bulk_modulus_GPa", "bulk_modulus_prime", "energy_per_atom_eV", "fit_rms_meV_per_atom",
+                 "magmom_total", "n_valence", "field_electrons", "field_min", "wall_s"]
+
+
+def write_labels(out: str | os.PathLike) -> Path:
+    """Regenerate ``labels.csv`` (one row per good compound) from ``records/``."""
+    import csv
+
+    out = Path(out)
+    rows = [read_json(p) for p in sorted((out / "records").glob("*.json"))]
+    from .store import atomic_path
+
+    with atomic_path(out / "labels.csv") as tmp:
+        with open(tmp, "w", newline="") as fh:
+            w = csv.DictWriter(fh, fieldnames=LABEL_COLUMNS, extrasaction="ignore")
+            w.writeheader()
+            for r in rows:
+                w.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in r.items()})
+    return out / "labels.csv"
+
+
+# --------------------------------------------------------------------------- command line
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(prog="leanecd-dft", description=__doc__.split("\n\n")[0])
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    p_plan = sub.add_parser("plan", help="list the compounds in computing order")
+    p_plan.add_argument("--limit", type=int, default=None)
+    p_run = sub.add_parser("run", help="compute the next compounds (resumes)")
+    p_run.add_argument("--out", default="data/embedded")
+    p_run.add_argument("--limit", type=int, default=None, help="stop when this many compounds are done in --out")
+    p_run.add_argument("--workers", type=int, default=2)
+    p_run.add_argument("--scheduler", default=None, help="dask scheduler address (default: local cluster)")
+    p_run.add_argument("--timeout", type=float, default=3600, help="seconds per compound")
+    p_one = sub.add_parser("one", help="(internal) compute one compound given as JSON")
+    p_one.add_argument("entry")
+    p_one.add_argument("--out", required=True)
+    p_one.add_argument("--settings", default=None)
+    p_lab = sub.add_parser("labels", help="regenerate labels.csv from records/")
+    p_lab.add_argument("--out", default="data/embedded")
+    args = ap.parse_args(argv)
+    if args.cmd == "plan":
+        for e in plan()[: args.limit]:
+            print(e["id"], e["prototype"], " ".join(e["species"]))
+    elif args.cmd == "run":
+        res = run_batch(args.out, limit=args.limit, workers=args.workers, scheduler=args.scheduler, timeout_s=args.timeout)
+        ok = sum(r["status"] == "ok" for r in res)
+        print(f"computed {len(res)} compounds: {ok} ok, {len(res) - ok} failed (see {args.out}/failures)")
+    elif args.cmd == "one":
+        settings = DFTSettings(**{k: tuple(v) if isinstance(v, list) else v for k, v in json.loads(args.settings).items()}) if args.settings else DFTSettings()
+        print(json.dumps(run_one(json.loads(args.entry), args.out, settings)))
+    elif args.cmd == "labels":
+        print(write_labels(args.out))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Run the tests: set up the environment (with GPAW), then the unit tests and every
+# notebook under nbval (--nbval-lax: cells marked `# NBVAL_CHECK_OUTPUT` are compared).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup-env.sh --dft
+export LEANECD_MODE=quick
+export MPLBACKEND=Agg
+export OMP_NUM_THREADS="${OMP_NUM_THREADS:-2}"
+start=$(date +%s)
+.venv/bin/python -m pytest tests "$@"
+.venv/bin/python -m pytest --nbval-lax --nbval-current-env -p no:cacheprovider notebooks
+echo "[tests] unit tests and notebooks passed in $(( $(date +%s) - start )) s"

@@ -1,0 +1,261 @@
+"""Training protocol: splits, metrics, quick mode, learning, resume after interruption.
+
+All data here are SYNTHETIC (random fields on a small 19³ grid, target = scaled field
+mean + noise), so the tests run in seconds on a CPU; they check the machinery, not the
+paper's numbers.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import matplotlib
+import numpy as np
+import pytest
+import torch
+
+from leanecd.errors import FileFormatError, LeanECDError
+from leanecd.train import (
+    TrainConfig,
+    device_select,
+    fit,
+    kfold_indices,
+    load_checkpoint_model,
+    main,
+    mae,
+    nmae,
+    plot_learning_curves,
+    protocol,
+    read_history,
+    resolve_config,
+    split_indices,
+)
+
+matplotlib.use("Agg")
+
+GRID = 19  # smallest convenient grid for Model A: 19 -> 8 -> 6 -> 4 -> 2
+
+
+def synthetic(n=40, n_targets=1, seed=0):
+    """Synthetic features (n, 19, 19, 19) and targets depending on the field mean."""
+    rng = np.random.default_rng(seed)
+    scale = rng.uniform(0.5, 2.0, n).astype(np.float32)
+    X = rng.random((n, GRID, GRID, GRID), dtype=np.float32) * scale[:, None, None, None]
+    m = X.mean(axis=(1, 2, 3))
+    y = np.stack([100 * m + rng.normal(0, 0.5, n), -3 * m + 10][:n_targets], axis=1)
+    return X, (y[:, 0] if n_targets == 1 else y)
+
+
+# ---------------------------------------------------------------- splits and metrics
+
+
+def test_split_indices_properties():
+    trainval, test = split_indices(1410, seed=0)
+    assert len(test) == 141 and len(trainval) == 1269
+    assert np.intersect1d(trainval, test).size == 0
+    assert np.array_equal(np.sort(np.concatenate([trainval, test])), np.arange(1410))
+    again = split_indices(1410, seed=0)
+    assert np.array_equal(again[0], trainval) and np.array_equal(again[1], test)
+    assert not np.array_equal(split_indices(1410, seed=1)[1], test)
+
+
+def test_kfold_indices_properties():
+    trainval, _ = split_indices(1410, seed=0)
+    folds = kfold_indices(trainval, 9, seed=0)
+    assert len(folds) == 9
+    vals = [v for _, v in folds]
+    assert np.array_equal(np.sort(np.concatenate(vals)), trainval)  # cover exactly once
+    assert max(map(len, vals)) - min(map(len, vals)) <= 1
+    for tr, va in folds:
+        assert np.intersect1d(tr, va).size == 0
+        assert np.array_equal(np.sort(np.concatenate([tr, va])), trainval)
+    again = kfold_indices(trainval, 9, seed=0)
+    assert all(np.array_equal(a[1], b[1]) for a, b in zip(folds, again))
+    with pytest.raises(LeanECDError):
+        kfold_indices(10, 1)
+
+
+def test_mae_and_nmae_by_hand():
+    y = np.array([100.0, 200.0, 300.0])
+    p = np.array([110.0, 190.0, 330.0])
+    assert mae(y, p) == pytest.approx((10 + 10 + 30) / 3)
+    assert nmae(y, p) == pytest.approx((50 / 3) / 200 * 100)  # mean|y-p| / mean(y) * 100
+    y2 = np.stack([y, y / 100], axis=1)
+    p2 = np.stack([p, p / 100], axis=1)
+    assert np.allclose(nmae(y2, p2), [nmae(y, p)] * 2)
+
+
+# ---------------------------------------------------------------- protocol and modes
+
+
+def test_protocol_full_is_the_paper_and_quick_lists_shortcuts():
+    full, none = protocol("full")
+    assert none == []
+    assert full == {"epochs": 650, "folds": 9, "max_samples": None, "batch_size": 50, "lr": 5e-3, "T_0": 50, "T_mult": 1}
+    quick, shortcuts = protocol("quick")
+    assert quick["epochs"] < 650 and quick["folds"] < 9 and quick["max_samples"] is not None
+    assert quick["batch_size"] == 50 and quick["lr"] == 5e-3
+    assert any("epochs" in s for s in shortcuts) and any("folds" in s for s in shortcuts)
+
+
+def test_explicit_values_are_honoured_and_not_shortcuts():
+    cfg, shortcuts = resolve_config(TrainConfig(mode="quick", epochs=7, folds=3, max_samples=30))
+    assert (cfg.epochs, cfg.folds, cfg.max_samples, cfg.T_0) == (7, 3, 30, 7)
+    assert not any("quick mode" in s for s in shortcuts)
+
+
+def test_quick_mode_prints_its_shortcuts(tmp_path, capsys):
+    X, y = synthetic(n=48)
+    result = fit(X, y, TrainConfig(model="A", targets=("synthetic",), mode="quick", batch_size=10),
+                 tmp_path / "quick", progress=False)
+    out = capsys.readouterr().out
+    assert "quick mode: epochs 650 -> 3" in out
+    assert "quick mode: folds 9 -> 2" in out
+    assert "quick mode: max_samples all samples -> 40" in out
+    assert "using 40 of 48 samples" in out
+    assert result.metrics["shortcuts"] and result.metrics["mode"] == "quick"
+    assert result.metrics["epochs_run"] == {"final": 3, "fold-1": 3, "fold-2": 3}
+    assert result.metrics["n_test"] == 4 and result.metrics["n_train"] == 36
+
+
+# ---------------------------------------------------------------- training
+
+
+def test_training_reduces_the_loss_on_synthetic_data(tmp_path):
+    X, y = synthetic(n=48)
+    cfg = TrainConfig(model="A", targets=("synthetic",), epochs=25, folds=0, batch_size=8, lr=2e-3, mode="full")
+    result = fit(X, y, cfg, tmp_path / "run", progress=False)
+    hist = result.final.history
+    assert len(hist) == 25
+    assert hist[-1]["train_loss"] < 0.5 * hist[0]["train_loss"]
+    assert hist[-1]["train_loss"] < 0.5  # normalised MSE: predicting the mean gives 1
+    m = result.metrics
+    assert m["cv_mae"] is None and m["folds"] == 0
+    # the model beats predicting the training mean on the held-out set
+    trainval, test = split_indices(48, 0)
+    assert m["test_mae"]["synthetic"] < mae(y[test], np.full(len(test), y[trainval].mean()))
+
+
+def test_run_directory_contents_and_provenance(tmp_path):
+    X, y = synthetic(n=30, n_targets=2)
+    cfg = TrainConfig(model="C", targets=("bulk_modulus", "total_energy"), epochs=2, folds=2, batch_size=8, mode="full")
+    ids = [f"syn-{i}" for i in range(30)]
+    result = fit(X, y, cfg, tmp_path / "run", ids=ids, dataset_version="synthetic-v0", progress=False)
+    run = tmp_path / "run"
+    for name in ("config.json", "metrics.json", "predictions.csv", "splits.json"):
+        assert (run / name).is_file()
+    for sub in ("fold-1", "fold-2", "final"):
+        for name in ("best.pt", "last.pt", "history.csv"):
+            assert (run / sub / name).is_file()
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert set(metrics["cv_mae"]) == {"bulk_modulus", "total_energy"}
+    assert len(metrics["cv_mae_per_fold"]["bulk_modulus"]) == 2
+    prov = metrics["provenance"]
+    for key in ("git_commit", "device_name", "torch_version", "dataset_version", "timestamp_utc"):
+        assert key in prov
+    assert prov["dataset_version"] == "synthetic-v0"
+    assert metrics["training_time_s"]["final"] > 0
+    with open(run / "predictions.csv") as fh:
+        rows = list(csv.DictReader(fh))
+    assert set(rows[0]) == {"id", "split", "fold", "target", "y_true", "y_pred"}
+    assert {r["split"] for r in rows} == {"cv", "train", "test"}
+    assert len([r for r in rows if r["split"] == "test"]) == 3 * 2  # 10 % of 30, two targets
+    test_bm = [r for r in rows if r["split"] == "test" and r["target"] == "bulk_modulus"]
+    yt = np.array([float(r["y_true"]) for r in test_bm])
+    yp = np.array([float(r["y_pred"]) for r in test_bm])
+    assert metrics["test_mae"]["bulk_modulus"] == pytest.approx(mae(yt, yp))
+    assert all(r["id"].startswith("syn-") for r in rows)
+    # physical units: y_true in predictions equals the input targets
+    assert set(np.round(yt, 9)) <= set(np.round(y[:, 0], 9))
+    # checkpoints reload into a working model; final fit: best = last
+    model, mean, std = load_checkpoint_model(run / "final" / "best.pt")
+    assert model(torch.zeros(1, 1, GRID, GRID, GRID)).shape == (1, 2) and mean.shape == (2,)
+    best = torch.load(run / "final" / "best.pt", weights_only=True)
+    last = torch.load(run / "final" / "last.pt", weights_only=True)
+    assert best["epoch"] == last["epoch"] == 2
+    assert len(read_history(run / "final")) == 2
+    fig = plot_learning_curves({f"fold {k}": run / f"fold-{k}" for k in (1, 2)})
+    assert len(fig.axes) == 2
+    assert result.final.epochs_run == 2
+
+
+class _Interrupt(Exception):
+    pass
+
+
+def test_resume_after_interrupt_gives_identical_weights(tmp_path):
+    X, y = synthetic(n=30)
+    cfg = TrainConfig(model="A", targets=("synthetic",), epochs=4, folds=2, batch_size=8, dropout=0.1, mode="full")
+
+    straight = fit(X, y, cfg, tmp_path / "straight", progress=False)
+
+    def crash(label, epoch, row):
+        if label.startswith("fold 2") and epoch == 2:
+            raise _Interrupt
+
+    with pytest.raises(_Interrupt):
+        fit(X, y, cfg, tmp_path / "resumed", progress=False, on_epoch_end=crash)
+    assert torch.load(tmp_path / "resumed" / "fold-2" / "last.pt", weights_only=True)["epoch"] == 2
+    assert not (tmp_path / "resumed" / "final").exists()
+    seen = []
+    resumed = fit(X, y, cfg, tmp_path / "resumed", progress=False, on_epoch_end=lambda lab, ep, row: seen.append((lab, ep)))
+    assert seen[0] == ("fold 2/2", 3)  # fold 1 finished: not retrained; fold 2 resumes at epoch 3
+    for sub in ("fold-1", "fold-2", "final"):
+        a = torch.load(tmp_path / "straight" / sub / "last.pt", weights_only=True)["model_state"]
+        b = torch.load(tmp_path / "resumed" / sub / "last.pt", weights_only=True)["model_state"]
+        assert all(torch.equal(a[k], b[k]) for k in a), sub
+    assert straight.metrics["test_mae"] == resumed.metrics["test_mae"]
+    assert (tmp_path / "straight" / "predictions.csv").read_text() == (tmp_path / "resumed" / "predictions.csv").read_text()
+    hist_a = read_history(tmp_path / "straight" / "fold-2")
+    hist_b = read_history(tmp_path / "resumed" / "fold-2")
+    assert [h["train_loss"] for h in hist_a] == [h["train_loss"] for h in hist_b]
+
+
+def test_resume_refuses_different_settings_and_broken_checkpoint(tmp_path):
+    X, y = synthetic(n=20)
+    cfg = TrainConfig(model="A", targets=("synthetic",), epochs=1, folds=0, batch_size=8, mode="full")
+    fit(X, y, cfg, tmp_path / "run", progress=False)
+    with pytest.raises(LeanECDError, match="different settings"):
+        fit(X, y, TrainConfig(model="A", targets=("synthetic",), epochs=1, folds=0, batch_size=8, lr=1e-3, mode="full"),
+            tmp_path / "run", progress=False)
+    (tmp_path / "run" / "final" / "last.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(FileFormatError, match="last.pt"):
+        fit(X, y, cfg, tmp_path / "run", progress=False)
+
+
+def test_bad_targets_are_refused(tmp_path):
+    X, y = synthetic(n=20)
+    y[3] = np.nan
+    with pytest.raises(LeanECDError, match="NaN"):
+        fit(X, y, TrainConfig(targets=("synthetic",), epochs=1, folds=0, mode="full"), tmp_path / "r", progress=False)
+    with pytest.raises(LeanECDError, match="shape"):
+        fit(X, np.zeros((20, 2)), TrainConfig(targets=("synthetic",), epochs=1, folds=0, mode="full"), tmp_path / "r2",
+            progress=False)
+
+
+def test_device_select_cpu():
+    assert device_select("cpu").type == "cpu"
+    assert device_select().type == ("cuda" if torch.cuda.is_available() else "cpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(LeanECDError, match="CUDA"):
+            device_select("cuda")
+
+
+def test_command_line(tmp_path, capsys):
+    X, y = synthetic(n=20)
+    np.save(tmp_path / "features.npy", X)
+    with open(tmp_path / "labels.csv", "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["id", "bulk_modulus"])
+        for i, v in enumerate(y):
+            w.writerow([f"syn-{i}", v])
+    rc = main(["--model", "A", "--target", "bulk_modulus", "--features", str(tmp_path / "features.npy"),
+               "--labels", str(tmp_path / "labels.csv"), "--run-dir", str(tmp_path / "run"), "--epochs", "1",
+               "--folds", "0", "--batch-size", "8", "--mode", "full", "--no-progress", "--dataset-version", "syn"])
+    assert rc == 0
+    assert "test-MAE" in capsys.readouterr().out
+    assert json.loads((tmp_path / "run" / "metrics.json").read_text())["provenance"]["dataset_version"] == "syn"
+    with pytest.raises(FileFormatError, match="missing column"):
+        main(["--target", "energy", "--features", str(tmp_path / "features.npy"), "--labels",
+              str(tmp_path / "labels.csv"), "--run-dir", str(tmp_path / "run2"), "--mode", "full"])
