@@ -37,6 +37,16 @@ matplotlib.use("Agg")
 GRID = 19  # smallest convenient grid for Model A: 19 -> 8 -> 6 -> 4 -> 2
 
 
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny 19³ models gain nothing from threads, and on a busy machine OpenMP
+    spin-waiting makes them many times slower."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 def synthetic(n=40, n_targets=1, seed=0):
     """Synthetic features (n, 19, 19, 19) and targets depending on the field mean."""
     rng = np.random.default_rng(seed)
@@ -124,12 +134,14 @@ def test_quick_mode_prints_its_shortcuts(tmp_path, capsys):
 
 def test_training_reduces_the_loss_on_synthetic_data(tmp_path):
     X, y = synthetic(n=48)
-    cfg = TrainConfig(model="A", targets=("synthetic",), epochs=25, folds=0, batch_size=8, lr=2e-3, mode="full")
+    # lr 1e-3 rather than the paper's 5e-3: with 43 samples and batch 8 the larger step
+    # sometimes kills the PReLU units at random (checked over 12 data/seed pairs)
+    cfg = TrainConfig(model="A", targets=("synthetic",), epochs=30, folds=0, batch_size=8, lr=1e-3, mode="full")
     result = fit(X, y, cfg, tmp_path / "run", progress=False)
     hist = result.final.history
-    assert len(hist) == 25
-    assert hist[-1]["train_loss"] < 0.5 * hist[0]["train_loss"]
-    assert hist[-1]["train_loss"] < 0.5  # normalised MSE: predicting the mean gives 1
+    assert len(hist) == 30
+    assert hist[-1]["train_loss"] < 0.2 * hist[0]["train_loss"]
+    assert hist[-1]["train_loss"] < 0.1  # normalised MSE: predicting the mean gives 1
     m = result.metrics
     assert m["cv_mae"] is None and m["folds"] == 0
     # the model beats predicting the training mean on the held-out set

@@ -89,6 +89,8 @@ def conventional_grid_size(field: ECDField, method: str = "spectral", spacing: f
     rule of the module (``SPACING_RULE``): not coarser than the finest primitive
     spacing, alias-free for ``"spectral"``, rounded up to an even 2,3,5-smooth size.
     """
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {METHODS}, not {method!r}")
     cell = _cubic_cell(field)
     if spacing is not None:
         if not spacing > 0:
@@ -222,8 +224,11 @@ def _spectral(rho: np.ndarray, T: np.ndarray, n: int) -> np.ndarray:
     flat = ((K[0] % n) * n + (K[1] % n)) * n + (K[2] % n)
     flat = flat.ravel()
     Cr = C.ravel()
-    # bincount adds coefficients that fold onto the same index (only with a user spacing)
-    spec = np.bincount(flat, weights=Cr.real, minlength=n**3) + 1j * np.bincount(flat, weights=Cr.imag, minlength=n**3)
+    if n >= 2 * _max_cubic_index(T, rho.shape) + 1:  # alias-free: K -> index is one-to-one
+        spec = np.zeros(n**3, dtype=complex)
+        spec[flat] = Cr
+    else:  # coefficients folding onto the same index add up (only with a user spacing)
+        spec = np.bincount(flat, weights=Cr.real, minlength=n**3) + 1j * np.bincount(flat, weights=Cr.imag, minlength=n**3)
     values = np.fft.ifftn(spec.reshape(n, n, n)) * n**3
     return np.ascontiguousarray(values.real)
 
@@ -264,7 +269,7 @@ def _sitk_trilinear(rho: np.ndarray, lattice: np.ndarray, cell: CubicCell, n: in
     image = sitk.GetImageFromArray(np.ascontiguousarray(tiled.transpose(2, 1, 0)))  # sitk wants [z, y, x]
     image.SetSpacing(tuple(float(s) for s in norms / shape))
     image.SetDirection(tuple(float(v) for v in (lattice / norms[:, None]).T.ravel()))
-    image.SetOrigin(tuple(float(v) for v in -((lo+1) / shape) @ lattice))
+    image.SetOrigin(tuple(float(v) for v in -(lo / shape) @ lattice))
 
     resampler = sitk.ResampleImageFilter()
     resampler.SetSize([int(n)] * 3)

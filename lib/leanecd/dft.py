@@ -602,7 +602,7 @@ def main(argv=None) -> int:
     p_one.add_argument("entry")
     p_one.add_argument("--out", required=True)
     p_one.add_argument("--settings", default=None)
-    p_lab = sub.add_parser("labels", help="regenerate labels.csv from records/")
+    p_lab = sub.add_parser("labels", help="regenerate labels.csv and the dataset card from records/")
     p_lab.add_argument("--out", default="data/embedded")
     args = ap.parse_args(argv)
     if args.cmd == "plan":
@@ -617,8 +617,67 @@ def main(argv=None) -> int:
         print(json.dumps(run_one(json.loads(args.entry), args.out, settings)))
     elif args.cmd == "labels":
         print(write_labels(args.out))
+        print(write_card(args.out))
     return 0
 
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+# --------------------------------------------------------------------------- dataset card
+
+
+def _hist_rows(values, bins=12, width=30):
+    counts, edges = np.histogram(values, bins=bins)
+    top = max(counts.max(), 1)
+    return [f"| {lo:9.3g} – {hi:<9.3g} | {c:4d} | `{'█' * int(round(width * c / top))}` |"
+            for lo, hi, c in zip(edges[:-1], edges[1:], counts)]
+
+
+def write_card(out: str | os.PathLike = "data/embedded", card: str | os.PathLike | None = None) -> Path:
+    """Regenerate the tables of the dataset card (``data/README.md``) from the files.
+
+    The prose lives in ``data/card_template.md``; this fills in the placeholders
+    ``{{counts}}`` etc., so the card's numbers always match ``records/``.
+    """
+    from collections import Counter
+
+    out = Path(out)
+    card = Path(card) if card else out.parent / "README.md"
+    template = (out.parent / "card_template.md").read_text()
+    recs = [read_json(p) for p in sorted((out / "records").glob("*.json"))]
+    fails = [read_json(p) for p in sorted((out / "failures").glob("*.json"))]
+    meta = read_json(out / "dataset.json")
+    n = len(recs)
+    sg = Counter((r["spacegroup"], r["spacegroup_symbol"]) for r in recs)
+    ne = Counter(r["n_elements"] for r in recs)
+    proto = Counter(r["prototype"] for r in recs)
+    elements = Counter(e for r in recs for e in r["elements"])
+    names = {1: "unary", 2: "binary", 3: "ternary", 4: "quaternary", 5: "quinary"}
+    lines = {
+        "n_compounds": str(n),
+        "n_failures": str(len(fails)),
+        "n_elements": str(len(elements)),
+        "version": meta["version"],
+        "settings": "\n".join(f"| `{k}` | {v} |" for k, v in meta["settings"].items()),
+        "spacegroups": "\n".join(f"| {s} ({num}) | {c} |" for (num, s), c in sorted(sg.items())),
+        "n_species": "\n".join(f"| {names.get(k, k)} | {c} |" for k, c in sorted(ne.items())),
+        "prototypes": "\n".join(f"| {p} | {PROTOTYPES[p].symbol} | {PROTOTYPES[p].description} | {c} |"
+                                for p, c in sorted(proto.items())),
+        "elements": ", ".join(f"{e} ({c})" for e, c in sorted(elements.items(), key=lambda x: (-x[1], x[0]))),
+        "hist_B": "\n".join(_hist_rows([r["bulk_modulus_GPa"] for r in recs])) if recs else "",
+        "hist_E": "\n".join(_hist_rows([r["energy_per_atom_eV"] for r in recs])) if recs else "",
+        "failures": "\n".join(f"| {f['id']} | {f.get('reason', '')[:150]} |" for f in fails) or "| – | none |",
+        "versions": ", ".join(f"{k} {v}" for k, v in (recs[0]["code"].items() if recs else [])),
+        "timing": (f"{np.sum([r['wall_s'] for r in recs]) / 3600:.1f} core-hours in all, median "
+                   f"{np.median([r['wall_s'] for r in recs]):.0f} s per compound") if recs else "",
+    }
+    text = template
+    for k, v in lines.items():
+        text = text.replace("{{" + k + "}}", v)
+    from .store import atomic_path
+
+    with atomic_path(card) as tmp:
+        tmp.write_text(text)
+    return card

@@ -39,8 +39,11 @@ from its ``last.pt`` and gives the same final weights as an uninterrupted run.
 On CUDA: the whole feature tensor goes on the GPU when it fits (pinned host memory
 and non-blocking copies per batch otherwise), bf16 autocast (fp16 + GradScaler where
 bf16 is unsupported), channels_last_3d memory format, optional ``torch.compile``.
-None of these is used on a CPU by default: there they are slower (see
-``benchmarks/bench_training.py``).
+None of these is used on a CPU by default. Measured for Model A on the project's
+2-core AVX-512 Xeon (no AMX; ``benchmarks/bench_training.py``): bf16 autocast makes a
+training step 2-10× slower; channels_last_3d made it 10-27 % faster there, but it is
+left off on CPUs by default because that was one CPU only (``channels_last=True``
+turns it on).
 """
 
 from __future__ import annotations
@@ -142,9 +145,20 @@ def _shortcut_line(key: str, full, quick) -> str:
 
 @dataclass
 class TrainConfig:
-    """Settings of one training protocol run. ``None`` means "from :func:`protocol`".
+    """Settings of one protocol run. ``None`` means "from :func:`protocol` for ``mode``".
 
-    Units: ``lr`` per step, ``T_0`` in epochs, ``dropout`` a probability.
+    ``model``: a :func:`~leanecd.models.build_model` name; ``targets``: target names
+    (one output each); ``epochs``, ``batch_size``, ``lr`` (Adam's initial learning
+    rate); ``T_0`` (first cosine period, epochs), ``T_mult`` (period growth factor),
+    ``eta_min`` (lowest learning rate); ``dropout`` (probability, Dropout3d after each
+    PReLU); ``seed`` (splits, folds, initialisation, shuffling); ``folds`` (CV folds on
+    the 90 %, 0 = none); ``test_fraction``; ``max_samples`` (a seeded random subset;
+    quick mode uses 40, so pass a number or ``mode="full"`` to use more); ``device``
+    (``"cuda"``/``"cpu"``, default CUDA when present); ``amp``, ``channels_last``
+    (default: on for CUDA, off for CPU); ``compile`` (``torch.compile``);
+    ``deterministic`` (default: on for CPU); ``cv_weights`` (``"last"`` or ``"best"``
+    weights of each fold for CV-MAE); ``mode`` (``"full"``/``"quick"``, default
+    :func:`~leanecd.settings.run_mode`).
     """
 
     model: str = "A"
@@ -192,7 +206,8 @@ def resolve_config(config: TrainConfig) -> tuple[TrainConfig, list[str]]:
         elif key == "T_0":  # one cosine period at most as long as the whole run
             values[key] = min(full["T_0"], values["epochs"])
             if values[key] != full["T_0"]:
-                shortcuts.append(f"T_0 {full['T_0']} -> {values[key]} epochs (the run is only {values['epochs']} epochs long)")
+                prefix = "quick mode: " if mode == "quick" and config.epochs is None else ""
+                shortcuts.append(f"{prefix}T_0 {full['T_0']} -> {values[key]} epochs (the run is only {values['epochs']} epochs long)")
         else:
             values[key] = settings[key]
             if settings[key] != full[key]:
@@ -455,6 +470,8 @@ def load_checkpoint_model(path: str | os.PathLike) -> tuple[nn.Module, np.ndarra
 def predict(model: nn.Module, X, target_mean, target_std, batch_size: int = 50,
             device: torch.device | str | None = None, amp: bool | None = False) -> np.ndarray:
     """Predictions in physical units, shape (N, n_targets), for features ``X`` (N, [1,] n, n, n)."""
+    if device is None:
+        device = next(model.parameters()).device
     device = device_select(device) if not isinstance(device, torch.device) else device
     feats = X if isinstance(X, _Features) else _Features(np.asarray(X), device, channels_last=False)
     return _predict_norm(model, feats, torch.arange(len(feats)), batch_size, device, amp) * np.asarray(target_std) + np.asarray(target_mean)
@@ -476,12 +493,13 @@ def _predict_norm(model, feats: _Features, idx: torch.Tensor, batch_size: int, d
     return torch.cat(out).numpy().astype(np.float64)
 
 
-def train_run(feats: _Features, y: np.ndarray, train_idx: np.ndarray, val_idx: np.ndarray | None,
+def train_run(X, y: np.ndarray, train_idx: np.ndarray, val_idx: np.ndarray | None,
               config: TrainConfig, run_dir: str | os.PathLike, run_seed: int, label: str = "run",
               progress: bool = True, on_epoch_end: Callable[[str, int, dict], None] | None = None) -> RunResult:
     """Train one model on ``train_idx`` (validating on ``val_idx`` if given), resuming from ``run_dir/last.pt``.
 
-    ``config`` must be resolved (:func:`resolve_config`). ``y`` is (N, n_targets) in
+    ``X``: features (N, [1,] n, n, n) (an array, or the tensor holder :func:`fit` shares
+    between runs). ``config`` must be resolved (:func:`resolve_config`). ``y`` is (N, n_targets) in
     physical units; the z-score uses the ``train_idx`` rows only. ``on_epoch_end(label,
     epoch, row)`` is called after each epoch's checkpoint is on disk (an exception
     raised there interrupts the run like a crash would).
@@ -492,8 +510,15 @@ def train_run(feats: _Features, y: np.ndarray, train_idx: np.ndarray, val_idx: n
     use_amp, amp_dtype, use_scaler = _precision(device, config.amp)
     channels_last = (device.type == "cuda") if config.channels_last is None else bool(config.channels_last)
     deterministic = (device.type == "cpu") if config.deterministic is None else bool(config.deterministic)
+    if device.type == "cuda":
+        # fixed input shapes: let cuDNN pick the fastest 3-D convolution algorithms
+        torch.backends.cudnn.benchmark = not deterministic
+        torch.backends.cudnn.deterministic = deterministic
+    feats = X if isinstance(X, _Features) else _Features(np.asarray(X), device, channels_last)
 
     y = np.asarray(y, dtype=np.float64)
+    if y.ndim == 1:
+        y = y[:, None]
     mean = y[train_idx].mean(axis=0)
     std = y[train_idx].std(axis=0)
     std = np.where(std > 0, std, 1.0)

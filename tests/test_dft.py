@@ -1,0 +1,169 @@
+"""Tests of the dataset generator (leanecd.dft): prototypes, composition rules,
+a real end-to-end GPAW run, validation against known PBE values, resumability."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from collections import Counter
+from dataclasses import asdict, replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from leanecd import dft
+
+gpaw = pytest.importorskip("gpaw", reason="GPAW is installed by `scripts/setup-env.sh --dft` (the test command)")
+spglib = pytest.importorskip("spglib")
+
+#: Tiny settings for smoke tests: real SCF calculations, seconds each, not converged.
+TINY = replace(dft.DFTSettings(), ecut_eV=200.0, kpt_density=1.5, coarse_ecut_eV=150.0, coarse_kpt_density=1.0,
+               max_fit_rms_meV=50.0)
+
+OXIDATION = {  # common oxidation states
+    "Li": {1}, "Na": {1}, "K": {1}, "Rb": {1}, "Cs": {1}, "Mg": {2}, "Ca": {2}, "Sr": {2}, "Ba": {2}, "Cd": {2},
+    "Pb": {2, 4}, "Zn": {2}, "Be": {2}, "Mn": {2, 3}, "Fe": {2, 3}, "Co": {2, 3}, "Ni": {2}, "Sc": {3}, "Al": {3},
+    "Ga": {3}, "In": {3}, "Y": {3}, "Bi": {3}, "Cr": {3}, "V": {3, 5}, "Ti": {3, 4}, "Zr": {4}, "Hf": {4},
+    "Sn": {4}, "Ge": {4}, "Nb": {5}, "Ta": {5}, "W": {6}, "Mo": {6}, "Re": {6},
+    "F": {-1}, "Cl": {-1}, "Br": {-1}, "I": {-1}, "O": {-2}, "S": {-2}, "Se": {-2}, "Te": {-2},
+}
+
+
+EXAMPLES = {
+    "fcc": ("Cu",), "diamond": ("Si", "Si"), "rocksalt": ("Na", "Cl"), "fluorite": ("Ca", "F", "F"),
+    "heusler": ("Mn", "Al", "Cu", "Cu"), "elpasolite": ("Na", "Al", "K", "K") + ("F",) * 6,
+    "zincblende": ("Ga", "As"), "half-heusler": ("Sb", "Ti", "Co"), "inverse-heusler": ("Ti", "Ti", "Fe", "Al"),
+    "quaternary-heusler": ("Sn", "Pd", "Li", "Mg"), "cscl": ("Cs", "Cl"), "l12": ("Au", "Cu", "Cu", "Cu"),
+    "reo3": ("Re", "O", "O", "O"), "perovskite": ("Sr", "Ti", "O", "O", "O"),
+    "antiperovskite": ("Sn", "C", "Fe", "Fe", "Fe"),
+}
+
+
+def test_every_prototype_has_an_example():
+    assert set(EXAMPLES) == set(dft.PROTOTYPES)
+
+
+@pytest.mark.parametrize("name", sorted(dft.PROTOTYPES))
+def test_prototype_has_its_space_group(name):
+    p = dft.PROTOTYPES[name]
+    species = EXAMPLES[name]
+    atoms = dft.build_atoms(name, tuple(species), 5.0)
+    sg = spglib.get_symmetry_dataset((atoms.cell[:], atoms.get_scaled_positions(), atoms.numbers)).number
+    assert sg == p.spacegroup
+    if p.lattice == "fcc":  # stored primitive: a quarter of the cube's volume
+        assert np.isclose(atoms.get_volume(), 5.0**3 / 4)
+    else:
+        assert np.isclose(atoms.get_volume(), 5.0**3)
+
+
+def test_ionic_candidates_are_charge_balanced():
+    import itertools
+
+    ionic = {"rocksalt", "fluorite", "perovskite", "reo3", "elpasolite"}
+    checked = 0
+    for proto, species in dft.candidate_compounds():
+        if proto not in ionic or any(s in ("C", "N") for s in species):  # carbides/nitrides are metallic
+            continue
+        states = [sorted(OXIDATION[s]) for s in species]
+        assert any(sum(c) == 0 for c in itertools.product(*states)), (proto, species)
+        checked += 1
+    assert checked > 100
+    assert ("rocksalt", ("Na", "Cl")) in dft.candidate_compounds()
+
+
+def test_half_heusler_candidates_follow_the_electron_count_rule():
+    hh = [sp for p, sp in dft.candidate_compounds() if p == "half-heusler"]
+    assert hh and all(sum(dft.GROUP[s] for s in sp) in (8, 18) for sp in hh)
+
+
+def test_plan_is_deterministic_and_every_prefix_covers_all_prototypes():
+    a, b = dft.plan(), dft.plan()
+    assert a == b
+    assert len({e["id"] for e in a}) == len(a)
+    dataset_protos = {n for n, p in dft.PROTOTYPES.items() if p.spacegroup in (225, 216, 221)}
+    first = {e["prototype"] for e in a[:150]}
+    assert first == dataset_protos
+    assert {e["prototype"] for e in a} == dataset_protos  # diamond is validation only
+    assert dft.plan(seed=1) != a
+
+
+def test_real_gpaw_smoke_run_end_to_end(tmp_path):
+    """A real (tiny, unconverged) GPAW calculation through the whole protocol."""
+    entry = {"id": "Al-fcc", "prototype": "fcc", "species": ["Al"]}
+    res = dft.run_one(entry, tmp_path, TINY)
+    assert res["status"] == "ok", res
+    rec = json.loads((tmp_path / "records" / "Al-fcc.json").read_text())
+    from leanecd.store import load_field
+
+    field = load_field(tmp_path / "fields" / "Al-fcc.npz")
+    assert rec["n_valence"] == 3.0
+    assert abs(field.n_electrons - 3.0) < 3e-3  # float32 storage
+    assert 3.7 < rec["a0_A"] < 4.4 and rec["bulk_modulus_GPa"] > 0
+    assert rec["eos_points_used"] >= 5 and rec["spacegroup"] == 225 and rec["cell"] == "primitive"
+    np.testing.assert_allclose(np.linalg.det(field.lattice), rec["a0_A"] ** 3 / 4, rtol=1e-9)
+
+
+def test_failed_scf_is_recorded_as_failure_not_stored(tmp_path):
+    bad = replace(TINY, maxiter=2)
+    res = dft.run_one({"id": "Al-fcc", "prototype": "fcc", "species": ["Al"]}, tmp_path, bad)
+    assert res["status"] == "failed" and "SCF failed" in res["reason"]
+    assert (tmp_path / "failures" / "Al-fcc.json").exists()
+    assert not (tmp_path / "records").exists() or not list((tmp_path / "records").iterdir())
+    assert not (tmp_path / "fields" / "Al-fcc.npz").exists()
+
+
+@pytest.mark.parametrize(
+    "name", ["Cu", "NaCl", "Si"],
+)
+def test_validation_against_known_pbe_values(name):
+    """Production settings; a0 and B within 5 % of reference PBE values."""
+    ref = {"Cu": ("fcc", ("Cu",), 3.63, 138.0), "NaCl": ("rocksalt", ("Na", "Cl"), 5.70, 23.5),
+           "Si": ("diamond", ("Si", "Si"), 5.47, 88.5)}[name]
+    rec, field = dft.compute_compound(ref[0], ref[1])
+    assert abs(rec["a0_A"] / ref[2] - 1) < 0.05, rec["a0_A"]
+    assert abs(rec["bulk_modulus_GPa"] / ref[3] - 1) < 0.05, rec["bulk_modulus_GPa"]
+    assert abs(field.n_electrons - rec["n_valence"]) < 1e-3 * rec["n_valence"]
+
+
+RESUME_SCRIPT = textwrap.dedent("""
+    import json, sys
+    from dataclasses import replace
+    from leanecd import dft
+    settings = dft.DFTSettings(**{k: tuple(v) if isinstance(v, list) else v for k, v in json.loads(sys.argv[2]).items()})
+    entries = json.loads(sys.argv[3])
+    dft.run_batch(sys.argv[1], workers=1, settings=settings, entries=entries, progress=False)
+""")
+
+
+def _n_records(out: Path) -> int:
+    return len(list((out / "records").glob("*.json"))) if (out / "records").exists() else 0
+
+
+def test_batch_resumes_after_being_killed(tmp_path):
+    entries = [{"id": f"{el}-fcc", "prototype": "fcc", "species": [el]} for el in ("Al", "Ag", "Pd")]
+    out = tmp_path / "out"
+    script = tmp_path / "batch.py"
+    script.write_text(RESUME_SCRIPT)
+    args = [sys.executable, str(script), str(out), json.dumps(asdict(TINY)), json.dumps(entries)]
+    proc = subprocess.Popen(args, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    while time.time() < deadline and proc.poll() is None and _n_records(out) == 0:
+        time.sleep(0.5)
+    os.killpg(proc.pid, signal.SIGKILL)  # kill the batch and the GPAW process in flight
+    proc.wait()
+    first = {p.name: p.read_bytes() for p in (out / "records").glob("*.json")}
+    assert first, "no compound finished before the kill"
+    assert len(first) < len(entries), "batch finished before it could be killed; make it longer"
+    subprocess.run(args, check=True, timeout=600)
+    after = {p.name: p.read_bytes() for p in (out / "records").glob("*.json")}
+    assert set(after) == {f"{e['id']}.json" for e in entries}
+    for name, data in first.items():  # finished compounds were skipped, not recomputed
+        assert after[name] == data
+    labels = (out / "labels.csv").read_text().splitlines()
+    assert len(labels) == 1 + len(entries)
