@@ -621,9 +621,6 @@ def main(argv=None) -> int:
     return 0
 
 
-if __name__ == "__main__":
-    sys.exit(main())
-
 
 # --------------------------------------------------------------------------- dataset card
 
@@ -681,3 +678,7 @@ def write_card(out: str | os.PathLike = "data/embedded", card: str | os.PathLike
     with atomic_path(card) as tmp:
         tmp.write_text(text)
     return card
+
+
+if __name__ == "__main__":
+    sys.exit(main())
