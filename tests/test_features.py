@@ -186,3 +186,68 @@ def test_local_distributed_cluster(tmp_path, chgcar_dir):
     pytest.importorskip("distributed")
     r = featurize(chgcar_dir, tmp_path / "store", size=SIZE, progress=False, scheduler="distributed")
     assert (r.ids, r.computed, set(r.failures)) == (["A.CHGCAR", "B.CHGCAR", "C.CHGCAR"], 3, {"bad.CHGCAR", "neg.CHGCAR"})
+
+
+# --------------------------------------------------------------------------- dataset_features
+
+
+def _embedded_dataset(root):
+    """A tiny synthetic dataset in the embedded layout: a primitive-FCC field with negative
+    voxels, a simple-cubic one, and one whose total charge is negative (cannot be featurised)."""
+    from leanecd.store import save_field, write_json
+
+    write_json(root / "dataset.json", {"name": "synthetic-embedded", "version": "0.0-test"})
+    neg_fcc = _field("fcc", 11)
+    neg_fcc.rho[2:4, 1, 5] = -0.3  # a negative pocket that remove_negative must fill
+    hopeless = _field("sc", 13).with_rho(-0.05 - _field("sc", 13).rho, source="synthetic: all negative")
+    fields = {"synth-fcc": neg_fcc, "synth-sc": _field("sc", 12), "synth-zbad": hopeless}
+    for k, (id_, field) in enumerate(fields.items()):
+        save_field(root / "fields" / f"{id_}.npz", field)
+        write_json(root / "records" / f"{id_}.json", {
+            "id": id_, "formula": "Cu", "prototype": "fcc", "spacegroup": 225, "spacegroup_symbol": "Fm-3m",
+            "bulk_modulus_GPa": 100.0 + k, "energy_per_atom_eV": -3.0 - k, "field_electrons": field.n_electrons,
+            "status": "ok",
+        })
+    return root
+
+
+def test_dataset_features_route_cache_and_failures(tmp_path, monkeypatch):
+    from leanecd.data import load_dataset
+    from leanecd.renormalize import remove_negative
+
+    ds = load_dataset(_embedded_dataset(tmp_path / "embedded"))
+    count = _Counter(monkeypatch)
+    store = tmp_path / "store"
+    with pytest.warns(UserWarning, match=r"1 of 3 compounds .*synth-zbad"):
+        ids, X, r = features.dataset_features(ds, store, progress=False)
+    assert ids == ["synth-fcc", "synth-sc"] and r.ids == ids
+    assert list(r.failures) == ["synth-zbad"] and "total charge" in r.failures["synth-zbad"]
+    assert X.shape == (2, 51, 51, 51) and X.dtype == np.float32
+    assert (r.computed, r.cached, count.n) == (2, 0, 2)
+    for n, id_ in enumerate(ids):  # the route: the field as stored -> remove_negative -> autocorrelation
+        field = ds.field(id_)
+        want = correlations.autocorrelation(remove_negative(field)).astype(np.float32)
+        assert np.array_equal(X[n], want), id_
+        assert X[n, 25, 25, 25] == pytest.approx(field.rho.mean(), rel=1e-6)  # f0 = mean density, kept
+    assert ds.field("synth-fcc").rho.min() < 0  # the stored field has negative voxels; the features are fine
+    assert r.records[0]["file"].startswith("synth-fcc-")
+
+    count.n = 0  # a second call computes nothing
+    with pytest.warns(UserWarning, match="synth-zbad"):
+        ids2, X2, r2 = features.dataset_features(ds, store, progress=False)
+    assert (r2.computed, r2.cached, count.n) == (0, 2, 0)
+    assert ids2 == ids and np.array_equal(X2, X)
+
+
+def test_dataset_features_default_store(tmp_path, monkeypatch):
+    from leanecd.data import load_dataset
+
+    ds = load_dataset(_embedded_dataset(tmp_path / "data" / "embedded"))
+    monkeypatch.delenv("LEANECD_CACHE", raising=False)
+    assert features.default_cache_dir(ds) == (tmp_path / "data" / "features-cache" / "synthetic-embedded-0.0-test").resolve()
+    monkeypatch.setenv("LEANECD_CACHE", str(tmp_path / "cache"))
+    assert features.default_cache_dir(ds) == tmp_path / "cache" / "synthetic-embedded-0.0-test"
+    with pytest.warns(UserWarning):
+        ids, X, r = features.dataset_features(ds.subset(["synth-sc", "synth-zbad"]), progress=False)
+    assert r.store_dir == tmp_path / "cache" / "synthetic-embedded-0.0-test"
+    assert ids == ["synth-sc"] and (tmp_path / "cache" / "synthetic-embedded-0.0-test" / "index.json").is_file()

@@ -426,6 +426,7 @@ def compute_compound(prototype: str, species, settings: DFTSettings = DFTSetting
         "eos_volumes_A3": vols_a.tolist(),
         "eos_energies_eV": ens_a.tolist(),
         "eos_points_used": int(sel.sum()),
+        "eos_used": sel.tolist(),
         "magmom_total": magmom,
         "spin_polarized": any(s in MAGNETIC for s in species),
         "kpts": kpts,

@@ -15,6 +15,10 @@ Protocol (``full`` mode)
   train- and test-MAE;
 * NMAE = mean|y − ŷ| / mean(y) × 100 over the set in question.
 
+``final_only=True`` (CLI ``--final-only``) skips the cross-validation and runs only
+the final fit on the 90 % (train- and test-MAE, no CV-MAE); ``metrics.json`` says so
+in its ``protocol`` entry, so such a run is not mistaken for the full protocol.
+
 Weights reported: every fit trains for the fixed number of epochs. The final fit has
 no validation set, so its model is the one after the last epoch (``best.pt`` =
 ``last.pt`` there). For CV-MAE we use the fold models after their last epoch too
@@ -158,7 +162,8 @@ class TrainConfig:
     (default: on for CUDA, off for CPU); ``compile`` (``torch.compile``);
     ``deterministic`` (default: on for CPU); ``cv_weights`` (``"last"`` or ``"best"``
     weights of each fold for CV-MAE); ``mode`` (``"full"``/``"quick"``, default
-    :func:`~leanecd.settings.run_mode`).
+    :func:`~leanecd.settings.run_mode`); ``final_only`` (skip the cross-validation:
+    ``folds`` becomes 0 and ``metrics.json`` labels the run "final fit only").
     """
 
     model: str = "A"
@@ -181,6 +186,7 @@ class TrainConfig:
     deterministic: bool | None = None
     cv_weights: str = "last"
     mode: str | None = None
+    final_only: bool = False
 
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
@@ -199,8 +205,16 @@ def resolve_config(config: TrainConfig) -> tuple[TrainConfig, list[str]]:
     full, _ = protocol("full")
     shortcuts = []
     values = {}
+    if config.final_only:
+        if config.folds not in (None, 0):
+            raise LeanECDError(f"final_only=True skips cross-validation, but folds={config.folds} was asked for")
+        values["folds"] = 0
+        shortcuts.append(f"final fit only: no {full['folds']}-fold cross-validation (the paper's protocol runs it "
+                         "before the final fit), so there is no CV-MAE")
     for key in FULL_PROTOCOL:
         explicit = getattr(config, key)
+        if key in values:
+            continue
         if explicit is not None:
             values[key] = explicit
         elif key == "T_0":  # one cosine period at most as long as the whole run
@@ -663,8 +677,9 @@ def _git_commit() -> tuple[str | None, bool | None]:
         return None, None
 
 
-def provenance(device: torch.device | None = None, dataset_version: str | None = None) -> dict:
-    """Where a result came from: git commit, device, library versions, dataset version, time (UTC)."""
+def provenance(device: torch.device | None = None, dataset_version: str | None = None,
+               dataset_name: str | None = None) -> dict:
+    """Where a result came from: git commit, device, library versions, dataset name and version, time (UTC)."""
     device = device_select(None) if device is None else device
     commit, dirty = _git_commit()
     return {
@@ -677,6 +692,7 @@ def provenance(device: torch.device | None = None, dataset_version: str | None =
         "python_version": platform.python_version(),
         "device": str(device),
         "device_name": device_name(device),
+        "dataset_name": dataset_name,
         "dataset_version": dataset_version,
         "timestamp_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
@@ -688,13 +704,15 @@ _RESUME_KEYS = ("model", "targets", "batch_size", "lr", "T_0", "T_mult", "eta_mi
 
 def fit(X, y, config: TrainConfig, run_dir: str | os.PathLike, ids: Sequence | None = None,
         dataset_version: str | None = None, progress: bool = True,
-        on_epoch_end: Callable[[str, int, dict], None] | None = None) -> FitResult:
+        on_epoch_end: Callable[[str, int, dict], None] | None = None,
+        dataset_name: str | None = None) -> FitResult:
     """Run the paper's protocol on features ``X`` and targets ``y``; write everything to ``run_dir``.
 
     ``X``: (N, n, n, n) or (N, 1, n, n, n) float32 (autocorrelations for the lean
     models). ``y``: (N,) or (N, n_targets) in physical units, columns named by
     ``config.targets``. ``ids``: per-sample identifiers for ``predictions.csv``
-    (default ``0 … N-1``). Returns the metrics (physical units) and the trained runs.
+    (default ``0 … N-1``). ``dataset_name``, ``dataset_version``: recorded in the
+    provenance. Returns the metrics (physical units) and the trained runs.
     Calling again with the same ``run_dir`` resumes; a finished run is not retrained.
     """
     t_start = time.perf_counter()
@@ -729,7 +747,7 @@ def fit(X, y, config: TrainConfig, run_dir: str | os.PathLike, ids: Sequence | N
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     device = device_select(cfg.device)
-    prov = provenance(device, dataset_version)
+    prov = provenance(device, dataset_version, dataset_name)
     config_path = run_dir / "config.json"
     cfg_dict = cfg.to_dict()
     if config_path.exists():
@@ -789,6 +807,8 @@ def fit(X, y, config: TrainConfig, run_dir: str | os.PathLike, ids: Sequence | N
         "targets": list(cfg.targets),
         "model": cfg.model,
         "mode": cfg.mode,
+        "protocol": _protocol_label(cfg, n),
+        "final_only": not cfg.folds,
         "shortcuts": shortcuts,
         "cv_mae": per_target(np.mean(fold_mae, axis=0)) if fold_mae else None,
         "cv_mae_per_fold": {t: [float(np.atleast_1d(m)[j]) for m in fold_mae] for j, t in enumerate(cfg.targets)} if fold_mae else None,
@@ -809,6 +829,24 @@ def fit(X, y, config: TrainConfig, run_dir: str | os.PathLike, ids: Sequence | N
     }
     write_json(run_dir / "metrics.json", metrics)
     return FitResult(metrics=metrics, run_dir=run_dir, final=final, folds=fold_runs)
+
+
+def _protocol_label(cfg: TrainConfig, n_samples: int | None = None) -> str:
+    """One line saying which protocol a run followed (``metrics["protocol"]``)."""
+    if not cfg.folds:
+        label = "final fit only: no cross-validation, cv_mae is null (not the paper's full protocol)"
+    else:
+        label = f"{cfg.folds}-fold cross-validation on the 90 % + final fit on the 90 %"
+        if cfg.folds != FULL_PROTOCOL["folds"]:
+            label += f" (the paper: {FULL_PROTOCOL['folds']} folds)"
+    differ = [f"{k} {getattr(cfg, k)} (paper {'all samples' if v is None else v})"
+              for k, v in FULL_PROTOCOL.items() if k != "folds" and getattr(cfg, k) != v
+              and not (k == "max_samples" and n_samples is not None and cfg.max_samples >= n_samples)]
+    if cfg.mode == "quick":
+        label += "; quick-mode demonstration, not a result"
+    if differ:
+        label += "; differs from the paper's protocol in " + ", ".join(differ)
+    return label
 
 
 def _write_predictions(path: Path, rows, ids, y, targets) -> None:
@@ -880,46 +918,100 @@ def _read_labels(path: Path, targets: Sequence[str]) -> tuple[np.ndarray, np.nda
     return np.asarray(ids), np.asarray(ys, dtype=np.float64)
 
 
+def _dataset_arrays(source: str, root: Path | None, store_dir: Path | None, targets: Sequence[str],
+                    progress: bool):
+    """Features and labels of a :func:`~leanecd.data.load_dataset` source, featurised through the cache."""
+    from .data import load_dataset
+    from .features import dataset_features
+
+    ds = load_dataset(source, root)
+    missing = [t for t in targets if t not in ds.table.columns]
+    if missing:
+        raise LeanECDError(f"dataset {ds.name!r} has no target column(s) {missing}; "
+                           f"label columns include {[c for c in ds.table.columns if c.endswith(('_GPa', '_eV'))]}")
+    ids, X, feats = dataset_features(ds, store_dir=store_dir, progress=progress)
+    if getattr(feats, "failures", None):
+        for fid, reason in feats.failures.items():
+            print(f"left out {fid}: featurisation failed ({reason})")
+    ids = list(ids)
+    y = ds.subset(ids).targets(list(targets))
+    print(f"dataset {ds.name} {ds.version}: {len(ids)} compounds with features, targets {list(targets)}")
+    return np.asarray(ids), np.asarray(X), y.reshape(len(ids), len(targets)), ds
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """``leanecd-train``: train a Table 1 model with the paper's protocol (see ``--help``)."""
+    """``leanecd-train``: train a Table 1 model with the paper's protocol (see ``--help``).
+
+    Data come either from a dataset (``--dataset embedded``: the book's own dataset,
+    featurised through the on-disk feature cache) or from a features ``.npy`` plus a
+    labels CSV (``--features``/``--labels``)::
+
+        python -m leanecd.train --model A --target bulk_modulus_GPa --dataset embedded --run-dir results/A-bulk
+        python -m leanecd.train --model A --target bulk_modulus --features X.npy --labels labels.csv --run-dir r
+    """
     ap = argparse.ArgumentParser(prog="leanecd-train", description=__doc__.split("\n")[0])
     ap.add_argument("--model", default="A", choices=["A", "B", "C", "zhao", "mirzaee"])
     ap.add_argument("--target", action="append", required=True,
-                    help="target column in the labels CSV (repeat for multi-output, e.g. Model C)")
-    ap.add_argument("--features", required=True, type=Path, help=".npy of shape (N, n, n, n) float32, rows in labels order")
-    ap.add_argument("--labels", required=True, type=Path, help="CSV with an 'id' column and the target columns")
+                    help="target column (repeat for multi-output, e.g. Model C); with --dataset embedded: "
+                         "bulk_modulus_GPa, energy_per_atom_eV")
+    src = ap.add_argument_group("data: either --dataset, or --features and --labels")
+    src.add_argument("--dataset", help="'embedded' (the book's dataset), 'jarvis' (with --data-root) or a dataset "
+                                       "directory; featurised through the feature cache")
+    src.add_argument("--data-root", type=Path, help="root directory for --dataset (optional for 'embedded')")
+    src.add_argument("--feature-store", type=Path, help="feature cache directory for --dataset (default: the library's)")
+    src.add_argument("--features", type=Path, help=".npy of shape (N, n, n, n) float32, rows in labels order")
+    src.add_argument("--labels", type=Path, help="CSV with an 'id' column and the target columns")
     ap.add_argument("--run-dir", required=True, type=Path)
     ap.add_argument("--epochs", type=int)
     ap.add_argument("--folds", type=int, help="CV folds (0 = no cross-validation)")
+    ap.add_argument("--final-only", action="store_true",
+                    help="skip cross-validation: only the final fit on the 90 %% (metrics.json says so)")
     ap.add_argument("--batch-size", type=int)
     ap.add_argument("--lr", type=float)
     ap.add_argument("--dropout", type=float, default=0.0)
     ap.add_argument("--seed", type=int, default=SETTINGS.seed)
     ap.add_argument("--max-samples", type=int)
     ap.add_argument("--device", help="cuda | cpu (default: cuda when available)")
+    ap.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's choice)")
     ap.add_argument("--mode", choices=["full", "quick"], help="default: LEANECD_MODE, else full on CUDA, quick otherwise")
     ap.add_argument("--compile", action="store_true", help="torch.compile the model")
     ap.add_argument("--no-amp", action="store_true", help="no mixed precision on CUDA")
-    ap.add_argument("--dataset-version", help="recorded in config.json and metrics.json")
+    ap.add_argument("--dataset-version", help="recorded in config.json and metrics.json (--features route; "
+                                              "--dataset records the dataset's own name and version)")
     ap.add_argument("--no-progress", action="store_true")
     args = ap.parse_args(argv)
 
-    if not args.features.is_file():
-        raise FileFormatError(args.features, "no such features file")
-    try:
-        X = np.load(args.features, mmap_mode="r")
-    except ValueError as exc:
-        raise FileFormatError(args.features, f"not a .npy array ({exc})") from None
-    ids, y = _read_labels(args.labels, args.target)
-    if X.shape[0] != len(ids):
-        raise FileFormatError(args.features, f"{X.shape[0]} feature rows but {len(ids)} label rows in {args.labels}")
+    if args.threads is not None:
+        if args.threads < 1:
+            ap.error("--threads must be >= 1")
+        torch.set_num_threads(args.threads)
+    if args.dataset is not None:
+        if args.features is not None or args.labels is not None:
+            ap.error("give either --dataset or --features/--labels, not both")
+        ids, X, y, ds = _dataset_arrays(args.dataset, args.data_root, args.feature_store, args.target,
+                                        progress=not args.no_progress)
+        dataset_name, dataset_version = ds.name, ds.version
+    else:
+        if args.features is None or args.labels is None:
+            ap.error("give --dataset, or both --features and --labels")
+        if not args.features.is_file():
+            raise FileFormatError(args.features, "no such features file")
+        try:
+            X = np.load(args.features, mmap_mode="r")
+        except ValueError as exc:
+            raise FileFormatError(args.features, f"not a .npy array ({exc})") from None
+        ids, y = _read_labels(args.labels, args.target)
+        if X.shape[0] != len(ids):
+            raise FileFormatError(args.features, f"{X.shape[0]} feature rows but {len(ids)} label rows in {args.labels}")
+        dataset_name, dataset_version = (str(args.labels), args.dataset_version)
     config = TrainConfig(model=args.model, targets=tuple(args.target), epochs=args.epochs, folds=args.folds,
                          batch_size=args.batch_size, lr=args.lr, dropout=args.dropout, seed=args.seed,
                          max_samples=args.max_samples, device=args.device, mode=args.mode, compile=args.compile,
-                         amp=False if args.no_amp else None)
-    result = fit(X, y, config, args.run_dir, ids=ids, dataset_version=args.dataset_version,
+                         amp=False if args.no_amp else None, final_only=args.final_only)
+    result = fit(X, y, config, args.run_dir, ids=ids, dataset_version=dataset_version, dataset_name=dataset_name,
                  progress=not args.no_progress)
     m = result.metrics
+    print(f"protocol: {m['protocol']}")
     for t in m["targets"]:
         cv = "n/a" if m["cv_mae"] is None else f"{m['cv_mae'][t]:.4g}"
         print(f"{t}: CV-MAE {cv}  train-MAE {m['train_mae'][t]:.4g}  test-MAE {m['test_mae'][t]:.4g}  "
