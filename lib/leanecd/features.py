@@ -358,7 +358,9 @@ def _featurize_one(item, store_dir, spacing, size, preprocess, pname) -> dict:
 def _run(task, sources, scheduler, progress) -> list[dict]:
     if not sources:
         return []
-    from tqdm.auto import tqdm
+    with warnings.catch_warnings():  # tqdm.auto warns on import in a notebook without ipywidgets
+        warnings.simplefilter("ignore")
+        from tqdm.auto import tqdm
 
     bar = tqdm(total=len(sources), desc="autocorrelations", unit="field", disable=not progress)
     try:

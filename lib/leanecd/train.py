@@ -74,6 +74,7 @@ from torch import nn
 
 from . import __version__
 from .errors import FileFormatError, LeanECDError
+from .metrics import mae, nmae
 from .models import build_model
 from .settings import SETTINGS, run_mode
 from .store import atomic_path, read_json, write_json
@@ -273,16 +274,8 @@ def kfold_indices(indices: Sequence[int] | int, folds: int, seed: int = SETTINGS
 # --------------------------------------------------------------------------- metrics
 
 
-def mae(y_true, y_pred) -> np.ndarray | float:
-    """Mean absolute error per target column (same units as ``y``)."""
-    y_true, y_pred = np.asarray(y_true, float), np.asarray(y_pred, float)
-    return np.mean(np.abs(y_true - y_pred), axis=0)
-
-
-def nmae(y_true, y_pred) -> np.ndarray | float:
-    """Normalised MAE in %: mean|y − ŷ| / mean(y) × 100, per target column (paper §4)."""
-    y_true, y_pred = np.asarray(y_true, float), np.asarray(y_pred, float)
-    return np.mean(np.abs(y_true - y_pred), axis=0) / np.mean(y_true, axis=0) * 100.0
+# mae and nmae live in leanecd.metrics and are re-exported here (imported at the top), so
+# ``from leanecd.train import mae, nmae`` keeps working. NMAE = mean|y − ŷ| / |mean(y)| × 100.
 
 
 # --------------------------------------------------------------------------- device
@@ -929,10 +922,7 @@ def _dataset_arrays(source: str, root: Path | None, store_dir: Path | None, targ
     if missing:
         raise LeanECDError(f"dataset {ds.name!r} has no target column(s) {missing}; "
                            f"label columns include {[c for c in ds.table.columns if c.endswith(('_GPa', '_eV'))]}")
-    ids, X, feats = dataset_features(ds, store_dir=store_dir, progress=progress)
-    if getattr(feats, "failures", None):
-        for fid, reason in feats.failures.items():
-            print(f"left out {fid}: featurisation failed ({reason})")
+    ids, X, feats = dataset_features(ds, store_dir=store_dir, progress=progress)  # warns about any failures
     ids = list(ids)
     y = ds.subset(ids).targets(list(targets))
     print(f"dataset {ds.name} {ds.version}: {len(ids)} compounds with features, targets {list(targets)}")

@@ -1,0 +1,580 @@
+"""Baselines for the lean CNNs, measured on the SAME split as a CNN run (paper §4).
+
+A result means little without something simple to beat. Three baselines:
+
+``mean``
+    Predict the training-set mean of the target for every compound. Its MAE is the
+    mean absolute deviation of the test labels from the training mean: a model that
+    does not beat it has learnt nothing.
+
+``rf``
+    A random forest (scikit-learn ``RandomForestRegressor``, 500 trees, otherwise
+    default settings, fixed seed) on composition-only features: no structure, no
+    density. The paper (§4) trained random forests on matminer's composition
+    features and quotes test NMAEs of 22.3 % (bulk modulus) and 31.9 % (total
+    energy). Our features are *Magpie-style*, NOT matminer's Magpie preset: see
+    :func:`composition_features` for exactly what they are.
+
+``zhao``
+    The heavy literature 3D-CNN of Zhao et al. (:func:`leanecd.models.build_model`
+    ``("zhao")``, ~2 M parameters) on the raw density ρ instead of its
+    autocorrelation, trained by :func:`leanecd.train.fit` with the same protocol and
+    the same split (:func:`run_zhao_baseline`; expensive, a GPU job at full length).
+    Its input is described in :func:`raw_density_grid`.
+
+The split
+---------
+Every baseline is evaluated on the train/test split (and the CV folds, where the
+run has them) of a reference CNN run: :func:`split_from_run` reads the run's
+``predictions.csv`` (which ids were train, test, in which fold) and ``splits.json``
+(the order in which :func:`leanecd.train.split_indices` saw the compounds), so the
+baseline sees exactly the compounds the CNN saw. Without a run, :func:`split_for_ids`
+applies :func:`leanecd.train.split_indices` / :func:`~leanecd.train.kfold_indices`
+with the same seed and 10 % test fraction to a list of ids, which is what
+:func:`leanecd.train.fit` does for the same ids in the same order.
+
+Output
+------
+:func:`run_baseline` writes ``results/baselines/<name>-<reference run>/`` in the
+layout of a training run (``config.json`` with a ``"baseline"`` entry and the
+provenance, ``splits.json`` with ids, ``predictions.csv`` in the long format ``id,
+split, fold, target, y_true, y_pred``, ``metrics.json`` with the same keys as a
+training run's, computed by :func:`leanecd.metrics.recompute` from the predictions),
+so :func:`leanecd.metrics.table2` reads baselines and CNN runs alike.
+
+Command line::
+
+    python -m leanecd.baselines --reference results/A-bulk_modulus_GPa-... [--names mean rf]
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import os
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .errors import LeanECDError
+from .metrics import Run, read_run, recompute
+from .settings import SETTINGS
+from .store import atomic_path, write_json
+
+__all__ = [
+    "ELEMENT_PROPERTIES",
+    "STATISTICS",
+    "Split",
+    "split_from_run",
+    "split_for_ids",
+    "element_property_table",
+    "composition_features",
+    "composition_feature_table",
+    "MeanPredictor",
+    "make_random_forest",
+    "run_baseline",
+    "baselines_for_run",
+    "raw_density_grid",
+    "raw_density_inputs",
+    "run_zhao_baseline",
+    "DESCRIPTIONS",
+]
+
+#: Elemental properties used, as named in Magpie's elemental-property table (the copy
+#: shipped with jarvis-tools, ``jarvis/core/magpie.json``), with units. ``NValence`` is
+#: the sum of the four valence-shell counts (Magpie's own table has it as a file of
+#: its own). Magpie's ``SpaceGroupNumber`` (of the elemental solid) is left out: it is
+#: a category, and means of categories are meaningless.
+ELEMENT_PROPERTIES = {
+    "Number": "atomic number Z",
+    "AtomicWeight": "atomic mass (u)",
+    "Row": "period",
+    "Column": "group (1-18)",
+    "MendeleevNumber": "Mendeleev number (Pettifor)",
+    "CovalentRadius": "covalent radius (pm)",
+    "Electronegativity": "Pauling electronegativity",
+    "MeltingT": "melting temperature of the element (K)",
+    "GSvolume_pa": "DFT volume per atom of the elemental ground state (Å³)",
+    "GSbandgap": "DFT band gap of the elemental ground state (eV)",
+    "GSmagmom": "DFT magnetic moment of the elemental ground state (μB/atom)",
+    "NsValence": "s valence electrons",
+    "NpValence": "p valence electrons",
+    "NdValence": "d valence electrons",
+    "NfValence": "f valence electrons",
+    "NValence": "valence electrons (s+p+d+f)",
+    "NsUnfilled": "unfilled s states",
+    "NpUnfilled": "unfilled p states",
+    "NdUnfilled": "unfilled d states",
+    "NfUnfilled": "unfilled f states",
+    "NUnfilled": "unfilled valence states",
+}
+
+#: Statistics over the elements of a compound, weighted by the atomic fractions xᵢ.
+STATISTICS = {
+    "mean": "Σ xᵢ pᵢ",
+    "min": "min over elements present",
+    "max": "max over elements present",
+    "range": "max − min",
+    "mad": "mean absolute deviation Σ xᵢ |pᵢ − mean|",
+}
+
+DESCRIPTIONS = {
+    "mean": "predicts the training-set mean of the target for every compound",
+    "rf": ("scikit-learn RandomForestRegressor (500 trees, defaults otherwise) on Magpie-style composition "
+           "features: stoichiometry-weighted mean, min, max, range and mean absolute deviation of 21 "
+           "elemental properties (Magpie's elemental table as shipped with jarvis-tools) + number of elements; "
+           "not matminer's Magpie preset"),
+    "zhao": ("Zhao et al. 3D-CNN (Table 1) on the raw density ρ resampled onto a fixed in_size³ grid of the "
+             "conventional cube, trained by leanecd.train.fit with the same protocol and split"),
+}
+
+
+# --------------------------------------------------------------------------- splits
+
+
+@dataclass
+class Split:
+    """Which compounds are train+CV and test, and the CV folds (lists of ids).
+
+    ``order``: the ids in the order :func:`leanecd.train.split_indices` saw them
+    (needed to reproduce the split with :func:`leanecd.train.fit`), ``None`` if unknown.
+    ``source``: a human-readable line saying where the split came from.
+    """
+
+    trainval: list[str]
+    test: list[str]
+    folds: list[list[str]] = field(default_factory=list)
+    seed: int = SETTINGS.seed
+    test_fraction: float = 0.1
+    order: list[str] | None = None
+    source: str = ""
+    reference: str | None = None
+
+    def __post_init__(self):
+        overlap = set(self.trainval) & set(self.test)
+        if overlap:
+            raise LeanECDError(f"split: ids both in train and test: {sorted(overlap)[:5]}")
+        if self.folds:
+            flat = [i for f in self.folds for i in f]
+            if sorted(flat) != sorted(self.trainval):
+                raise LeanECDError("split: the CV folds do not partition the train+CV ids")
+
+    @property
+    def ids(self) -> list[str]:
+        return list(self.order) if self.order is not None else list(self.trainval) + list(self.test)
+
+
+def split_from_run(run: Run | str | os.PathLike) -> Split:
+    """The split of a training run (ids from ``predictions.csv``, order from ``splits.json``)."""
+    run = run if isinstance(run, Run) else read_run(run)
+    p = run.predictions
+    first = run.targets[0]
+    p = p[p["target"] == first]
+    trainval = list(dict.fromkeys(p.loc[p["split"] == "train", "id"]))
+    test = list(dict.fromkeys(p.loc[p["split"] == "test", "id"]))
+    cv = p[p["split"] == "cv"]
+    folds = [list(dict.fromkeys(cv.loc[cv["fold"] == k, "id"])) for k in sorted(cv["fold"].dropna().unique())]
+    settings = run.settings
+    order = None
+    sp = run.splits or {}
+    if "trainval" in sp and "test" in sp and len(sp["trainval"]) == len(trainval) and len(sp["test"]) == len(test):
+        # train rows are written in increasing index order, so zipping restores index -> id
+        by_index = dict(zip(sp["trainval"], trainval)) | dict(zip(sp["test"], test))
+        order = [by_index[i] for i in sorted(by_index)]
+    elif "order" in sp:
+        order = list(sp["order"])
+    return Split(trainval=trainval, test=test, folds=folds, seed=int(settings.get("seed", SETTINGS.seed)),
+                 test_fraction=float(settings.get("test_fraction", 0.1)), order=order,
+                 source=f"the split of run {run.path}", reference=str(run.path))
+
+
+def split_for_ids(ids: Sequence[str], seed: int = SETTINGS.seed, test_fraction: float = 0.1, folds: int = 0) -> Split:
+    """The split :func:`leanecd.train.fit` makes for ``ids`` in this order (no sample subset)."""
+    from .train import kfold_indices, split_indices
+
+    ids = [str(i) for i in ids]
+    trainval, test = split_indices(len(ids), seed, test_fraction)
+    fold_ids = [[ids[i] for i in va] for _, va in kfold_indices(trainval, folds, seed)] if folds else []
+    return Split(trainval=[ids[i] for i in trainval], test=[ids[i] for i in test], folds=fold_ids, seed=seed,
+                 test_fraction=test_fraction, order=ids,
+                 source=f"leanecd.train.split_indices(seed={seed}, test_fraction={test_fraction}) on {len(ids)} ids")
+
+
+# --------------------------------------------------------------------------- composition features
+
+_PROPERTY_TABLE: pd.DataFrame | None = None
+
+
+def element_property_table() -> pd.DataFrame:
+    """Elemental properties (rows: element symbols; columns: :data:`ELEMENT_PROPERTIES`).
+
+    Read from Magpie's elemental table as shipped with jarvis-tools
+    (``jarvis/core/magpie.json``; install ``jarvis-tools``, part of the book's extras).
+    """
+    global _PROPERTY_TABLE
+    if _PROPERTY_TABLE is None:
+        try:
+            import jarvis.core
+        except ImportError:
+            raise LeanECDError("the composition features need jarvis-tools (pip install jarvis-tools): "
+                               "its magpie.json holds the elemental properties") from None
+        import json
+
+        path = Path(jarvis.core.__file__).parent / "magpie.json"
+        with open(path) as fh:
+            raw = json.load(fh)
+        df = pd.DataFrame(raw).T
+        df["NValence"] = df[["NsValence", "NpValence", "NdValence", "NfValence"]].sum(axis=1)
+        _PROPERTY_TABLE = df[list(ELEMENT_PROPERTIES)].astype(float)
+    return _PROPERTY_TABLE
+
+
+def _fractions(formula: str) -> dict[str, float]:
+    from ase.formula import Formula
+
+    try:
+        counts = Formula(formula).count()
+    except ValueError as exc:
+        raise LeanECDError(f"cannot parse formula {formula!r}: {exc}") from None
+    total = sum(counts.values())
+    if not total:
+        raise LeanECDError(f"formula {formula!r} has no atoms")
+    return {el: n / total for el, n in counts.items()}
+
+
+def feature_names() -> list[str]:
+    """Names of the composition features, in column order."""
+    return ["n_elements"] + [f"{s} {p}" for p in ELEMENT_PROPERTIES for s in STATISTICS]
+
+
+def composition_features(formula: str) -> pd.Series:
+    """Magpie-style composition features of one formula (e.g. ``"NaCl"``, ``"CaKF3"``).
+
+    For each of the 21 elemental properties p of :data:`ELEMENT_PROPERTIES` and atomic
+    fractions xᵢ of the formula: the weighted mean Σ xᵢ pᵢ, the min and max over the
+    elements present, the range (max − min) and the weighted mean absolute deviation
+    Σ xᵢ |pᵢ − mean|; plus the number of elements: 1 + 21 × 5 = 106 features.
+    These follow the idea of Ward et al.'s Magpie descriptors (same elemental table,
+    similar statistics) but are NOT matminer's ``ElementProperty.from_preset("magpie")``
+    (no mode statistic, no space-group property, no stoichiometry, valence-orbital or
+    ionic-character attributes).
+
+    >>> f = composition_features("NaCl")
+    >>> float(f["mean Number"]), float(f["range Number"]), float(f["mad Number"])
+    (14.0, 6.0, 3.0)
+    """
+    x = _fractions(formula)
+    table = element_property_table()
+    missing = [e for e in x if e not in table.index]
+    if missing:
+        raise LeanECDError(f"no elemental properties for {missing} (formula {formula!r})")
+    els = list(x)
+    w = np.array([x[e] for e in els])
+    P = table.loc[els].to_numpy()  # (n_el, n_prop)
+    mean = w @ P
+    lo, hi = P.min(axis=0), P.max(axis=0)
+    mad = w @ np.abs(P - mean)
+    values = [float(len(els))]
+    for j in range(P.shape[1]):
+        values += [mean[j], lo[j], hi[j], hi[j] - lo[j], mad[j]]
+    return pd.Series(values, index=feature_names(), name=formula)
+
+
+def composition_feature_table(formulas: pd.Series | dict | Sequence[str]) -> pd.DataFrame:
+    """Features of many formulas: a DataFrame indexed like ``formulas`` (a Series id -> formula)."""
+    if isinstance(formulas, dict):
+        formulas = pd.Series(formulas)
+    elif not isinstance(formulas, pd.Series):
+        formulas = pd.Series(list(formulas), index=list(formulas))
+    rows = [composition_features(f) for f in formulas]
+    return pd.DataFrame(rows, index=formulas.index, columns=feature_names())
+
+
+# --------------------------------------------------------------------------- models
+
+
+class MeanPredictor:
+    """Predicts the training mean (per target column). scikit-learn style fit/predict."""
+
+    def fit(self, X, y):
+        y = np.asarray(y, float)
+        self.mean_ = y.mean(axis=0)
+        return self
+
+    def predict(self, X):
+        return np.full((len(X),) + np.shape(self.mean_), self.mean_, dtype=float)
+
+
+def make_random_forest(seed: int = SETTINGS.seed, n_estimators: int = 500):
+    """The random forest of the ``rf`` baseline (scikit-learn, one thread, fixed seed)."""
+    from sklearn.ensemble import RandomForestRegressor
+
+    return RandomForestRegressor(n_estimators=n_estimators, random_state=seed, n_jobs=1)
+
+
+def _make(name: str, seed: int):
+    if name == "mean":
+        return MeanPredictor()
+    if name == "rf":
+        return make_random_forest(seed)
+    raise LeanECDError(f"unknown baseline {name!r}: 'mean' or 'rf' (the 'zhao' CNN: run_zhao_baseline)")
+
+
+def _write_predictions(path: Path, rows: list[tuple]) -> None:
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["id", "split", "fold", "target", "y_true", "y_pred"])
+    for r in rows:
+        i, split, fold, t, yt, yp = r
+        w.writerow([i, split, "" if fold is None else fold, t, repr(float(yt)), repr(float(yp))])
+    with atomic_path(path) as tmp:
+        tmp.write_text(buf.getvalue())
+
+
+def run_baseline(name: str, table: pd.DataFrame, targets: Sequence[str], split: Split,
+                 out_dir: str | os.PathLike | None = None, labels: pd.DataFrame | None = None,
+                 dataset_name: str | None = None, dataset_version: str | None = None) -> Run:
+    """Fit and evaluate baseline ``name`` (``"mean"`` or ``"rf"``) on ``split``.
+
+    ``table``: the dataset table (index: ids; a ``formula`` column for ``rf``).
+    ``labels``: id-indexed DataFrame of the target columns (default: ``table``).
+    For every target: one model per CV fold (trained on the other folds, predicting
+    the held-out fold) and one on the whole train+CV set, predicting train and test.
+    Writes a run directory to ``out_dir`` if given. Returns the :class:`~leanecd.metrics.Run`.
+    """
+    t0 = time.perf_counter()
+    targets = [targets] if isinstance(targets, str) else list(targets)
+    labels = table if labels is None else labels
+    ids = list(split.trainval) + list(split.test)
+    unknown = [i for i in ids if i not in labels.index]
+    if unknown:
+        raise LeanECDError(f"baseline {name}: ids of the split missing from the labels: {unknown[:5]}")
+    if name == "rf":
+        missing = [i for i in ids if i not in table.index]
+        if missing:
+            raise LeanECDError(f"baseline rf: ids of the split missing from the dataset table: {missing[:5]}")
+        X = composition_feature_table(table.loc[ids, "formula"])
+    else:
+        X = pd.DataFrame(index=ids, data={"none": np.zeros(len(ids))})
+    rows = []
+    n_params = 0
+    for t in targets:
+        y = labels.loc[ids, t].astype(float)
+        for k, val in enumerate(split.folds, start=1):
+            tr = [i for i in split.trainval if i not in set(val)]
+            m = _make(name, split.seed + k).fit(X.loc[tr].to_numpy(), y.loc[tr].to_numpy())
+            for i, p in zip(val, m.predict(X.loc[val].to_numpy())):
+                rows.append((i, "cv", k, t, y.loc[i], p))
+        m = _make(name, split.seed).fit(X.loc[split.trainval].to_numpy(), y.loc[split.trainval].to_numpy())
+        for s, group in (("train", split.trainval), ("test", split.test)):
+            if group:
+                for i, p in zip(group, m.predict(X.loc[group].to_numpy())):
+                    rows.append((i, s, None, t, y.loc[i], p))
+        n_params += 1 if name == "mean" else 0
+    preds = pd.DataFrame(rows, columns=["id", "split", "fold", "target", "y_true", "y_pred"])
+    preds["fold"] = preds["fold"].astype("Int64")
+    preds["y_true"] = preds["y_true"].astype(float)
+    preds["y_pred"] = preds["y_pred"].astype(float)
+    metrics = recompute(preds)
+    from .train import provenance
+
+    import torch
+
+    prov = provenance(torch.device("cpu"), dataset_version, dataset_name)
+    prov["device_name"] = "cpu (scikit-learn)" if name == "rf" else "cpu (numpy)"
+    metrics.update({
+        "targets": targets, "model": name, "mode": "baseline", "shortcuts": [],
+        "epochs": None, "n_parameters": n_params if name == "mean" else None,
+        "model_note": DESCRIPTIONS[name],
+        "wall_time_s_this_call": time.perf_counter() - t0, "provenance": prov,
+    })
+    config = {
+        "config": {"model": name, "targets": targets, "epochs": None, "folds": len(split.folds), "seed": split.seed,
+                   "test_fraction": split.test_fraction, "mode": "baseline"},
+        "shortcuts": [],
+        "provenance": prov,
+        "data": {"n_samples": len(ids), "n_used": len(ids), "targets": targets,
+                 "features": list(X.columns) if name == "rf" else []},
+        "baseline": {"name": name, "description": DESCRIPTIONS[name], "split_source": split.source,
+                     "reference_run": split.reference},
+    }
+    splits = {"trainval_ids": split.trainval, "test_ids": split.test, "fold_ids": split.folds, "order": split.order,
+              "source": split.source}
+    path = Path(out_dir) if out_dir is not None else Path(f"<in memory: {name} baseline>")
+    if out_dir is not None:
+        path.mkdir(parents=True, exist_ok=True)
+        write_json(path / "config.json", config)
+        write_json(path / "splits.json", splits)
+        _write_predictions(path / "predictions.csv", rows)
+        write_json(path / "metrics.json", metrics)
+    return Run(path=path, predictions=preds, metrics=metrics, config=config, provenance=prov, splits=splits)
+
+
+def baselines_for_run(reference: Run | str | os.PathLike, table: pd.DataFrame, names: Sequence[str] = ("mean", "rf"),
+                      out_root: str | os.PathLike | None = None, dataset_name: str | None = None,
+                      dataset_version: str | None = None) -> dict[str, Run]:
+    """Run the baselines ``names`` on the split and targets of a CNN run.
+
+    The labels are the run's own ``y_true`` (so the comparison holds even if the
+    dataset has grown or changed since); ``table`` supplies the formulas. With
+    ``out_root`` each baseline is written to ``<out_root>/<name>-<reference run name>/``.
+    """
+    ref = reference if isinstance(reference, Run) else read_run(reference)
+    split = split_from_run(ref)
+    p = ref.predictions[ref.predictions["split"].isin(["train", "test"])]
+    labels = p.pivot_table(index="id", columns="target", values="y_true", aggfunc="first")
+    prov = ref.provenance or {}
+    dataset_name = dataset_name or prov.get("dataset_name")
+    dataset_version = dataset_version or prov.get("dataset_version")
+    out = {}
+    for name in names:
+        out_dir = None if out_root is None else Path(out_root) / f"{name}-{ref.name}"
+        out[name] = run_baseline(name, table, ref.targets, split, out_dir=out_dir, labels=labels,
+                                 dataset_name=dataset_name, dataset_version=dataset_version)
+    return out
+
+
+# --------------------------------------------------------------------------- the Zhao et al. CNN on raw ρ
+
+
+def raw_density_grid(field, in_size: int = 40, method: str = "spectral") -> np.ndarray:
+    """ρ (e/Å³) of one field on an ``in_size``³ grid of its conventional cube (float32).
+
+    The field is resampled onto its conventional cube with
+    :func:`leanecd.cells.to_conventional` at spacing ``a / in_size`` (``method``:
+    ``"spectral"``, the exact trigonometric interpolant evaluated at the cube's grid
+    points - the default - or ``"sitk"``, the paper's trilinear resampling). So every
+    compound gives an ``in_size``³ array covering exactly one cube: the grid spacing
+    a/in_size (Å) differs between compounds (the physical scale is lost, as with any
+    fixed-size raw-density input). The density is used as stored (no removal of
+    negative values: the raw ρ, as Zhao et al. feed it). The default 40³ is
+    :data:`leanecd.models.BASELINE_DEFAULT_IN_SIZE` for ``zhao``.
+    """
+    from .cells import to_conventional
+    from .lattice import find_cubic_cell
+
+    a = find_cubic_cell(field.lattice).a
+    cube = to_conventional(field, method=method, spacing=a / in_size)
+    if cube.rho.shape != (in_size,) * 3:
+        raise LeanECDError(f"{field.source}: resampled to {cube.rho.shape}, expected {(in_size,) * 3}")
+    return cube.rho.astype(np.float32)
+
+
+def raw_density_inputs(dataset, ids: Sequence[str], in_size: int = 40, method: str = "spectral",
+                       progress: bool = True) -> np.ndarray:
+    """Stack :func:`raw_density_grid` for ``ids`` of ``dataset``: float32 ``(N, in_size, in_size, in_size)``."""
+    out = np.empty((len(ids), in_size, in_size, in_size), dtype=np.float32)
+    it = ids
+    if progress:
+        from tqdm.auto import tqdm
+
+        it = tqdm(ids, desc="raw ρ grids", unit="field")
+    for n, i in enumerate(it):
+        out[n] = raw_density_grid(dataset.field(i), in_size, method)
+    return out
+
+
+def run_zhao_baseline(dataset, reference: Run | str | os.PathLike | Split, run_dir: str | os.PathLike,
+                      targets: Sequence[str] | None = None, in_size: int = 40, method: str = "spectral",
+                      epochs: int | None = None, folds: int | None = None, mode: str | None = None,
+                      device: str | None = None, progress: bool = True, **config_kwargs):
+    """Train the Zhao et al. 3D-CNN on raw ρ with :func:`leanecd.train.fit`, on the reference split.
+
+    ``reference``: a CNN run (its split, seed, test fraction and targets are reused)
+    or a :class:`Split` with a known ``order``. The raw-density inputs are built for
+    the split's ids in the order the reference's :func:`~leanecd.train.split_indices`
+    saw them, and ``fit`` is called without a sample subset, so it draws the same
+    train/test split; this is checked after the run (an error if the test ids differ).
+    ``epochs``/``folds``/``mode`` as in :class:`leanecd.train.TrainConfig` (``None``:
+    the protocol of ``mode``). Expensive: ~2 M parameters; at the paper's protocol
+    a GPU job. Returns the :class:`leanecd.train.FitResult`.
+    """
+    from .train import TrainConfig, fit
+
+    if isinstance(reference, Split):
+        split, ref_targets = reference, None
+    else:
+        ref = reference if isinstance(reference, Run) else read_run(reference)
+        split, ref_targets = split_from_run(ref), ref.targets
+    if split.order is None:
+        raise LeanECDError(f"{split.source}: the order of the ids is unknown, so fit cannot redraw the same split")
+    targets = list(targets or ref_targets or ["bulk_modulus_GPa"])
+    ids = split.order
+    X = raw_density_inputs(dataset, ids, in_size, method, progress)
+    y = dataset.subset(ids).targets(targets)
+    cfg = TrainConfig(model="zhao", targets=tuple(targets), epochs=epochs, folds=folds, seed=split.seed,
+                      test_fraction=split.test_fraction, max_samples=len(ids), device=device, mode=mode,
+                      **config_kwargs)
+    result = fit(X, y, cfg, run_dir, ids=ids, dataset_version=dataset.version, progress=progress,
+                 dataset_name=dataset.name)
+    got = read_run(run_dir)
+    test = sorted(set(got.predictions.loc[got.predictions["split"] == "test", "id"]))
+    if test != sorted(split.test):
+        raise LeanECDError(f"{run_dir}: the Zhao run's test set differs from the reference split ({split.source})")
+    from .store import read_json
+
+    cfg_path = Path(run_dir) / "config.json"
+    stored = read_json(cfg_path)
+    stored["baseline_of"] = {"name": "zhao", "description": DESCRIPTIONS["zhao"], "in_size": in_size,
+                             "method": method, "split_source": split.source, "reference_run": split.reference}
+    write_json(cfg_path, stored)
+    return result
+
+
+# --------------------------------------------------------------------------- CLI
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the cheap baselines on the split of a CNN run and write them to results/baselines/."""
+    ap = argparse.ArgumentParser(prog="python -m leanecd.baselines", description=main.__doc__)
+    ap.add_argument("--reference", required=True, type=Path, help="a CNN run directory (its split and targets)")
+    ap.add_argument("--names", nargs="+", default=["mean", "rf"], choices=["mean", "rf", "zhao"])
+    ap.add_argument("--out-root", type=Path, default=Path("results/baselines"))
+    ap.add_argument("--dataset", default="embedded")
+    ap.add_argument("--epochs", type=int, help="zhao only")
+    ap.add_argument("--folds", type=int, help="zhao only")
+    ap.add_argument("--final-only", action="store_true", help="zhao only: no cross-validation")
+    ap.add_argument("--threads", type=int, help="zhao only: CPU threads for torch")
+    ap.add_argument("--mode", choices=["full", "quick"], help="zhao only")
+    ap.add_argument("--in-size", type=int, default=40, help="zhao only: raw-density grid points per cube edge")
+    ap.add_argument("--device", help="zhao only")
+    args = ap.parse_args(argv)
+
+    from .data import load_dataset
+
+    ds = load_dataset(args.dataset)
+    ref = read_run(args.reference)
+    cheap = [n for n in args.names if n != "zhao"]
+    if cheap:
+        runs = baselines_for_run(ref, ds.table, cheap, out_root=args.out_root)
+        for name, r in runs.items():
+            m = r.metrics
+            for t in m["targets"]:
+                print(f"{name} {t}: test MAE {m['test_mae'][t]:.4g}, test NMAE {m['test_nmae'][t]:.2f} %  -> {r.path}")
+    if "zhao" in args.names:
+        import torch
+
+        from .train import device_select
+
+        if args.threads:
+            torch.set_num_threads(args.threads)
+        e = "e650" if args.epochs is None and args.mode == "full" else ("" if args.epochs is None else f"e{args.epochs}")
+        cv = "final" if args.final_only or args.folds == 0 else ("" if args.folds is None else f"cv{args.folds}")
+        dev = device_select(args.device).type
+        name = "-".join(x for x in ("zhao", e, cv, dev, "on", ref.name) if x)
+        run_dir = args.out_root / name
+        res = run_zhao_baseline(ds, ref, run_dir, in_size=args.in_size, epochs=args.epochs,
+                                folds=None if args.final_only else args.folds, mode=args.mode, device=args.device,
+                                final_only=args.final_only)
+        print(f"zhao: test MAE {res.metrics['test_mae']} -> {run_dir}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

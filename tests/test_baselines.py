@@ -1,0 +1,182 @@
+"""Baselines: composition features, the mean predictor, the random forest, same-split logic,
+raw-density inputs and the Zhao et al. CNN run. All data here are SYNTHETIC (made-up
+formulas, labels and Gaussian densities); they check the machinery, not physics."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from leanecd import baselines as B
+from leanecd import metrics as M
+from leanecd.errors import LeanECDError
+
+pytest.importorskip("jarvis.core", reason="composition features need jarvis-tools")
+
+
+# ---------------------------------------------------------------- composition features
+
+
+def test_nacl_features_by_hand():
+    f = B.composition_features("NaCl")  # Na: Z 11, Cl: Z 17, 1:1
+    assert f["n_elements"] == 2
+    assert f["mean Number"] == pytest.approx(14.0)
+    assert f["min Number"] == 11 and f["max Number"] == 17
+    assert f["range Number"] == pytest.approx(6.0)
+    assert f["mad Number"] == pytest.approx(3.0)
+    assert f["mean Electronegativity"] == pytest.approx((0.93 + 3.16) / 2)
+    assert f["mean NValence"] == pytest.approx((1 + 7) / 2)  # Na 3s1; Cl 3s2 3p5
+    assert len(f) == 1 + 5 * len(B.ELEMENT_PROPERTIES) == len(B.feature_names())
+
+
+def test_stoichiometry_weights():
+    f = B.composition_features("CaKF3")  # Z 20, 19, 9 x3 -> fractions 1/5, 1/5, 3/5
+    assert f["mean Number"] == pytest.approx((20 + 19 + 3 * 9) / 5)
+    mean = (20 + 19 + 27) / 5
+    assert f["mad Number"] == pytest.approx((abs(20 - mean) + abs(19 - mean) + 3 * abs(9 - mean)) / 5)
+    # the same composition written differently gives the same features
+    assert np.allclose(B.composition_features("Ca2K2F6"), f)
+    g = B.composition_features("Cu")
+    assert g["range Number"] == 0 and g["mad Number"] == 0 and g["mean Number"] == 29
+
+
+def test_feature_table_and_bad_formula():
+    t = B.composition_feature_table(pd.Series({"a": "NaCl", "b": "MgO"}))
+    assert list(t.index) == ["a", "b"] and t.loc["b", "mean Number"] == pytest.approx(10.0)
+    with pytest.raises(LeanECDError):
+        B.composition_features("Xx2")
+
+
+# ---------------------------------------------------------------- the baselines
+
+
+def synthetic_compounds(n=60, seed=0):
+    """Made-up binary AB compounds whose label is an easy function of composition."""
+    rng = np.random.default_rng(seed)
+    metals = ["Li", "Na", "K", "Mg", "Ca", "Sr", "Ba", "Al", "Ga", "In", "Ti", "Zr", "Hf", "Cu", "Ag", "Zn"]
+    anions = ["F", "Cl", "Br", "I", "O", "S", "Se", "Te", "N", "P"]
+    pairs = sorted({(a, b) for a, b in zip(rng.choice(metals, 3 * n), rng.choice(anions, 3 * n))})[:n]
+    ids = [f"{a}{b}-synthetic" for a, b in pairs]
+    formulas = [f"{a}{b}" for a, b in pairs]
+    table = pd.DataFrame({"formula": formulas}, index=ids)
+    feats = B.composition_feature_table(table["formula"])
+    table["bulk_modulus_GPa"] = 300.0 / feats["mean CovalentRadius"] * 50 + 2 * feats["range Electronegativity"] ** 2
+    return table
+
+
+def test_mean_predictor_mae_is_mean_absolute_deviation():
+    table = synthetic_compounds(30)
+    split = B.split_for_ids(table.index, seed=0, folds=3)
+    run = B.run_baseline("mean", table, ["bulk_modulus_GPa"], split)
+    y = table["bulk_modulus_GPa"]
+    mu = y.loc[split.trainval].mean()
+    assert run.metrics["test_mae"]["bulk_modulus_GPa"] == pytest.approx(np.mean(np.abs(y.loc[split.test] - mu)))
+    assert run.metrics["train_mae"]["bulk_modulus_GPa"] == pytest.approx(np.mean(np.abs(y.loc[split.trainval] - mu)))
+    # CV: each fold predicted by the mean of the other folds
+    fold1 = split.folds[0]
+    mu1 = y.loc[[i for i in split.trainval if i not in fold1]].mean()
+    p = run.predictions
+    assert np.allclose(p.loc[(p["split"] == "cv") & (p["fold"] == 1), "y_pred"], mu1)
+
+
+def test_random_forest_beats_mean_on_an_easy_relation(tmp_path):
+    table = synthetic_compounds(60)
+    split = B.split_for_ids(table.index, seed=0)
+    rf = B.run_baseline("rf", table, ["bulk_modulus_GPa"], split, out_dir=tmp_path / "rf")
+    mean = B.run_baseline("mean", table, ["bulk_modulus_GPa"], split, out_dir=tmp_path / "mean")
+    assert rf.metrics["test_mae"]["bulk_modulus_GPa"] < 0.5 * mean.metrics["test_mae"]["bulk_modulus_GPa"]
+    # written in the run layout: metrics.table2 reads it, metrics.json equals the recomputation
+    back = M.read_run(tmp_path / "rf")
+    assert back.kind == "baseline" and back.model == "rf"
+    M.check_run(back, atol=1e-12)
+    t = M.table2([tmp_path / "rf", tmp_path / "mean"], paper=True)
+    col = ("random forest (composition)", "bulk modulus (GPa)", "ours")
+    assert t.loc["Test-MAE", col] == pytest.approx(rf.metrics["test_mae"]["bulk_modulus_GPa"])
+    assert t.loc["epochs", col].startswith("n/a")
+    assert t.loc["Test-NMAE (%)", ("random forest (composition)", "bulk modulus (GPa)", M.PAPER_LABEL)] == 22.3
+
+
+def test_split_for_ids_is_train_split_indices():
+    from leanecd.train import split_indices
+
+    ids = [f"c{i}" for i in range(25)]
+    s = B.split_for_ids(ids, seed=3)
+    tv, te = split_indices(25, 3, 0.1)
+    assert s.trainval == [ids[i] for i in tv] and s.test == [ids[i] for i in te]
+    assert len(s.test) == 2
+
+
+# ---------------------------------------------------------------- same split as a CNN run, and the Zhao CNN
+
+
+@pytest.fixture
+def one_thread():
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def fcc_dataset(n=14):
+    """A synthetic Dataset of FCC Gaussian densities with a made-up 'bulk modulus' falling with a."""
+    from leanecd.cells import synthetic_field
+    from leanecd.data import Dataset
+
+    ids = [f"S{i}-synthetic" for i in range(n)]
+    a = {i: 3.4 + 0.1 * k for k, i in enumerate(ids)}
+    fields = {i: synthetic_field("fcc", a=a[i], n=12, sigma=0.5) for i in ids}
+    table = pd.DataFrame({"formula": "NaCl", "bulk_modulus_GPa": [400.0 / a[i] ** 2 for i in ids]}, index=ids)
+    return Dataset(name="synthetic-fcc", version="test", source="synthetic", table=table,
+                   loaders={i: (lambda f=fields[i]: f) for i in ids})
+
+
+def test_split_from_run_and_zhao_on_the_same_split(tmp_path, one_thread):
+    from leanecd.train import TrainConfig, fit
+
+    ds = fcc_dataset(14)
+    rng = np.random.default_rng(0)
+    X = rng.random((14, 19, 19, 19), dtype=np.float32)
+    y = ds.targets("bulk_modulus_GPa")
+    # reference CNN run on a seeded subset of 12 of the 14 compounds, 2-fold CV
+    cfg = TrainConfig(model="A", targets=("bulk_modulus_GPa",), epochs=1, folds=2, max_samples=12, mode="quick",
+                      device="cpu", seed=5)
+    fit(X, y, cfg, tmp_path / "ref", ids=ds.ids, progress=False)
+    ref = M.read_run(tmp_path / "ref")
+    split = B.split_from_run(ref)
+    assert sorted(split.ids) == sorted(set(ref.predictions["id"]))
+    assert len(split.ids) == 12 and len(split.folds) == 2 and split.seed == 5
+    # the reconstructed order redraws exactly the reference split
+    again = B.split_for_ids(split.order, seed=5, folds=2)
+    assert again.trainval == split.trainval and again.test == split.test
+    assert [sorted(f) for f in again.folds] == [sorted(f) for f in split.folds]
+
+    # cheap baselines on that split: the same test compounds
+    runs = B.baselines_for_run(ref, ds.table, out_root=tmp_path / "baselines")
+    for r in runs.values():
+        assert sorted(r.predictions.loc[r.predictions["split"] == "test", "id"]) == sorted(split.test)
+        assert (tmp_path / "baselines" / f"{r.model}-ref" / "metrics.json").is_file()
+
+    # the Zhao CNN on raw densities, same split (checked inside), tiny grid
+    res = B.run_zhao_baseline(ds, ref, tmp_path / "zhao", in_size=22, epochs=1, folds=0, mode="quick",
+                              device="cpu", progress=False)
+    z = M.read_run(tmp_path / "zhao")
+    assert z.model == "zhao" and z.config["baseline_of"]["in_size"] == 22
+    assert sorted(z.predictions.loc[z.predictions["split"] == "test", "id"]) == sorted(split.test)
+    assert res.metrics["test_mae"]["bulk_modulus_GPa"] >= 0
+    t3 = M.table3([z])
+    assert t3.iloc[0]["trainable parameters"] == 334_633  # zhao built for 22³ input
+
+
+def test_raw_density_grid_samples_the_cube():
+    from leanecd.cells import synthetic_density, synthetic_field, to_conventional
+
+    f = synthetic_field("fcc", a=4.0, n=20, sigma=0.45)
+    g = B.raw_density_grid(f, in_size=16)
+    assert g.shape == (16, 16, 16) and g.dtype == np.float32
+    cube = to_conventional(f)  # the cube's frame and atoms
+    idx = np.stack(np.meshgrid(*[np.arange(16)] * 3, indexing="ij"), -1).reshape(-1, 3)
+    exact = synthetic_density(cube, idx * 4.0 / 16).reshape(16, 16, 16)
+    assert np.abs(g - exact).max() < 1e-3 * exact.max()

@@ -1,0 +1,268 @@
+"""Metrics and result tables: hand-computed values, synthetic run directories, stored results.
+
+The run directories built here are SYNTHETIC (made-up compounds and predictions);
+the last tests check every real run under results/ (skipped when there is none).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from leanecd import metrics as M
+from leanecd.errors import FileFormatError, LeanECDError
+
+REPO = Path(__file__).resolve().parents[1]
+
+# ---------------------------------------------------------------- the metrics by hand
+
+
+def test_mae_nmae_rmse_by_hand():
+    y = np.array([100.0, 200.0, 300.0])
+    p = np.array([110.0, 190.0, 330.0])  # errors 10, -10, 30
+    assert M.mae(y, p) == pytest.approx(50 / 3)
+    assert M.nmae(y, p) == pytest.approx((50 / 3) / 200 * 100)
+    assert M.rmse(y, p) == pytest.approx(math.sqrt((100 + 100 + 900) / 3))
+    # per target column
+    Y, P = np.stack([y, 2 * y], 1), np.stack([p, 2 * p], 1)
+    assert np.allclose(M.mae(Y, P), [50 / 3, 100 / 3])
+    assert np.allclose(M.nmae(Y, P), [M.nmae(y, p)] * 2)
+
+
+def test_nmae_of_negative_target_is_positive():
+    """Total energies are negative: the paper's |(S - Ŝ)/S_average| keeps the NMAE positive."""
+    y = np.array([-4.0, -2.0])
+    p = np.array([-3.0, -2.0])
+    assert M.nmae(y, p) == pytest.approx(0.5 / 3 * 100)
+
+
+def test_train_reexports_the_same_functions():
+    from leanecd import train
+
+    assert train.mae is M.mae and train.nmae is M.nmae
+
+
+def test_per_sample_nmae_and_fractions():
+    y = np.array([10.0, 10.0, 10.0, 10.0, 10.0])
+    p = np.array([10.5, 11.5, 12.0, 14.0, 6.0])  # |err|/10*100 = 5, 15, 20, 40, 40 %
+    v = M.per_sample_nmae(y, p)
+    assert np.allclose(v, [5, 15, 20, 40, 40])
+    assert v.mean() == pytest.approx(M.nmae(y, p))
+    assert M.fraction_below(v, 10) == pytest.approx(0.2)
+    assert M.fraction_above(v, 30) == pytest.approx(0.4)
+    assert M.fraction_below(np.array([10.0]), 10) == 0.0  # strictly below
+    assert math.isnan(M.fraction_above([], 30))
+    assert np.allclose(M.per_sample_nmae(y, p, reference_mean=20.0), v / 2)
+
+
+# ---------------------------------------------------------------- a synthetic run directory
+
+
+def write_run(d: Path, rows, model="A", targets=("bulk_modulus_GPa",), epochs=20, folds=0, mode="quick",
+              metrics=None):
+    """A run directory in train.fit's layout with the given prediction rows."""
+    d.mkdir(parents=True, exist_ok=True)
+    with open(d / "predictions.csv", "w", newline="") as fh:
+        w = csv.writer(fh, lineterminator="\n")
+        w.writerow(M.PREDICTION_COLUMNS)
+        for r in rows:
+            w.writerow([r[0], r[1], "" if r[2] is None else r[2], r[3], repr(r[4]), repr(r[5])])
+    prov = {"device": "cpu", "device_name": "cpu (test)", "dataset_version": "test", "git_commit": "0" * 40,
+            "timestamp_utc": "2026-01-01T00:00:00Z"}
+    cfg = {"config": {"model": model, "targets": list(targets), "epochs": epochs, "folds": folds, "mode": mode,
+                      "seed": 0, "test_fraction": 0.1},
+           "shortcuts": ["synthetic test run"], "provenance": prov,
+           "data": {"n_samples": len({r[0] for r in rows}), "input_shape": [51, 51, 51]}}
+    (d / "config.json").write_text(json.dumps(cfg))
+    preds = M._read_predictions(d / "predictions.csv")
+    m = M.recompute(preds) if metrics is None else metrics
+    m.update(model=model, targets=list(targets), mode=mode, epochs=epochs, provenance=prov)
+    (d / "metrics.json").write_text(json.dumps(m))
+    return d
+
+
+def synthetic_rows(targets=("bulk_modulus_GPa",), folds=3, seed=0):
+    rng = np.random.default_rng(seed)
+    ids = [f"X{i}-proto" for i in range(20)]
+    test, trainval = ids[:3], ids[3:]
+    rows = []
+    for j, t in enumerate(targets):
+        scale = 100.0 if j == 0 else -5.0
+        y = {i: scale * (1 + rng.random()) for i in ids}
+        if folds:
+            for k, chunk in enumerate(np.array_split(np.array(trainval), folds), start=1):
+                for i in chunk:
+                    rows.append((str(i), "cv", k, t, y[i], y[i] + rng.normal(0, 0.2 * abs(scale))))
+        for split, group, noise in (("train", trainval, 0.05), ("test", test, 0.1)):
+            for i in group:
+                rows.append((i, split, None, t, y[i], y[i] + rng.normal(0, noise * abs(scale))))
+    return rows
+
+
+def test_read_run_and_recompute(tmp_path):
+    rows = synthetic_rows(targets=("bulk_modulus_GPa", "energy_per_atom_eV"))
+    d = write_run(tmp_path / "C-run", rows, model="C", targets=("bulk_modulus_GPa", "energy_per_atom_eV"), folds=3)
+    run = M.read_run(d)
+    assert run.model == "C" and run.targets == ["bulk_modulus_GPa", "energy_per_atom_eV"]
+    assert len(run.predictions) == len(rows)
+    assert str(run.predictions["fold"].dtype) == "Int64"
+    assert run.provenance["device_name"] == "cpu (test)"
+    rec = M.recompute(run.predictions)
+    # by hand: CV-MAE is the mean over folds of each fold's MAE
+    cv = [r for r in rows if r[1] == "cv" and r[3] == "energy_per_atom_eV"]
+    per_fold = [np.mean([abs(r[4] - r[5]) for r in cv if r[2] == k]) for k in (1, 2, 3)]
+    assert rec["cv_mae"]["energy_per_atom_eV"] == pytest.approx(np.mean(per_fold), abs=1e-12)
+    test = [r for r in rows if r[1] == "test" and r[3] == "bulk_modulus_GPa"]
+    yt, yp = np.array([r[4] for r in test]), np.array([r[5] for r in test])
+    assert rec["test_mae"]["bulk_modulus_GPa"] == pytest.approx(np.mean(np.abs(yt - yp)), abs=1e-12)
+    assert rec["test_nmae"]["bulk_modulus_GPa"] == pytest.approx(np.mean(np.abs(yt - yp)) / yt.mean() * 100)
+    assert rec["test_rmse"]["bulk_modulus_GPa"] == pytest.approx(np.sqrt(np.mean((yt - yp) ** 2)))
+    assert rec["n_train"] == 17 and rec["n_test"] == 3 and rec["folds"] == 3
+    assert "epochs 20 (paper: 650)" in run.describe()
+
+
+def test_table2_numbers_are_recomputed_from_predictions(tmp_path):
+    rows = synthetic_rows(folds=3)
+    # metrics.json deliberately WRONG: the table must not read it
+    bogus = {k: {"bulk_modulus_GPa": 1e6} for k in ("cv_mae", "train_mae", "test_mae", "cv_nmae", "train_nmae",
+                                                   "test_nmae")}
+    d = write_run(tmp_path / "A-bulk", rows, folds=3, metrics=bogus)
+    t = M.table2([d])
+    ours = ("Model A", "bulk modulus (GPa)", "ours")
+    test = [r for r in rows if r[1] == "test"]
+    train = [r for r in rows if r[1] == "train"]
+    assert t.loc["Test-MAE", ours] == pytest.approx(np.mean([abs(r[4] - r[5]) for r in test]), abs=1e-12)
+    assert t.loc["Train-MAE", ours] == pytest.approx(np.mean([abs(r[4] - r[5]) for r in train]), abs=1e-12)
+    assert t.loc["Test-NMAE (%)", ours] == pytest.approx(
+        np.mean([abs(r[4] - r[5]) for r in test]) / np.mean([r[4] for r in test]) * 100)
+    assert t.loc["CV-MAE", ours] == pytest.approx(M.recompute(M.read_run(d).predictions)["cv_mae"]["bulk_modulus_GPa"])
+    # the paper's column, labelled as such
+    paper = ("Model A", "bulk modulus (GPa)", M.PAPER_LABEL)
+    assert M.PAPER_LABEL == "paper (JARVIS OptB88vdW, 1,410 compounds; different dataset)"
+    assert t.loc["Test-MAE", paper] == 7.73 and t.loc["CV-MAE", paper] == 9.94
+    assert t.loc["Train-MAE", ("Model B", "total energy (eV/atom)", M.PAPER_LABEL)] == 0.81
+    # protocol rows state what was run
+    assert t.loc["epochs", ours] == "20 (paper: 650)"
+    assert t.loc["CV folds", ours] == "3 (paper: 9)"
+    assert t.loc["n train / n test", ours] == "17 / 3"
+    assert t.loc["device", ours] == "cpu (test)"
+    # a model/target that was not run
+    assert t.loc["Test-MAE", ("Model B", "bulk modulus (GPa)", "ours")] == "not run yet"
+    assert t.loc["Test-MAE", ("Model A", "total energy (eV/atom)", "ours")] == "not run yet"
+    # check_run notices the disagreement with metrics.json
+    with pytest.raises(LeanECDError, match="disagrees"):
+        M.check_run(d)
+
+
+def test_table2_final_only_and_pick(tmp_path):
+    d1 = write_run(tmp_path / "A-short", synthetic_rows(folds=0), folds=0, epochs=5)
+    d2 = write_run(tmp_path / "A-long", synthetic_rows(folds=0, seed=1), folds=0, epochs=50)
+    t = M.table2([d1, d2])
+    ours = ("Model A", "bulk modulus (GPa)", "ours")
+    assert t.loc["CV-MAE", ours] == "— (no CV)"
+    assert t.loc["CV folds", ours] == "none (final fit only)"
+    assert t.loc["run", ours] == "A-long"  # more epochs preferred
+    t_all = M.table2([d1, d2], pick="all", paper=False)
+    assert ("Model A", "bulk modulus (GPa)", "ours: A-short") in t_all.columns
+    assert M.PAPER_LABEL not in t_all.columns.get_level_values(2)
+
+
+def test_table3(tmp_path):
+    d = write_run(tmp_path / "A-bulk", synthetic_rows(folds=0))
+    t = M.table3([d])
+    ours = t.loc["Model A (ours)"]
+    test = [r for r in synthetic_rows(folds=0) if r[1] == "test"]
+    assert ours["RMSE (GPa)"] == pytest.approx(np.sqrt(np.mean([(r[4] - r[5]) ** 2 for r in test])))
+    assert ours["trainable parameters"] == 80_825
+    assert t.loc["3D-CNN (Zhao et al.)", "RMSE (GPa)"] == 26.82
+    assert t.loc["3D-CNN (Zhao et al.)", "trainable parameters"] == "2.36M"
+    assert t.loc["3D-CNN (Mirzaee et al.)", "RMSE (GPa)"] == 6.158
+    assert t.loc["lean CNN (paper, Model A)", "RMSE (GPa)"] == 10.11
+
+
+def test_error_analysis(tmp_path):
+    rows = synthetic_rows(folds=0)
+    d = write_run(tmp_path / "A-bulk", rows)
+    ids = sorted({r[0] for r in rows})
+    els = {i: ["Na", "Cl"] for i in ids}
+    els["X0-proto"] = ["Na", "Xe"]  # a test compound with an element no training compound has
+    table = pd.DataFrame({"formula": ["NaCl"] * len(ids), "prototype": "rocksalt", "elements": [els[i] for i in ids],
+                          "a0_A": 5.0}, index=ids)
+    e = M.error_analysis(d, table)
+    assert list(e["abs_error"]) == sorted(e["abs_error"], reverse=True)
+    assert len(e) == 3
+    row = e.set_index("id").loc["X0-proto"]
+    assert row["rarest_element"] == "Xe" and row["rarest_element_train_count"] == 0
+    assert e.set_index("id").loc["X1-proto", "rarest_element_train_count"] == 17
+
+
+def test_find_runs_skips_unfinished(tmp_path, capsys):
+    write_run(tmp_path / "done", synthetic_rows(folds=0))
+    (tmp_path / "running").mkdir()
+    (tmp_path / "running" / "config.json").write_text("{}")
+    runs = M.find_runs(tmp_path)
+    assert [r.name for r in runs] == ["done"]
+    assert "running" in capsys.readouterr().out
+
+
+def test_bad_predictions_file(tmp_path):
+    d = tmp_path / "bad"
+    d.mkdir()
+    (d / "predictions.csv").write_text("id,split,target\nx,train,b\n")
+    (d / "metrics.json").write_text("{}")
+    with pytest.raises(FileFormatError, match="missing column"):
+        M.read_run(d)
+
+
+def test_fit_metrics_equal_recomputation(tmp_path):
+    """train.fit's metrics.json and a recomputation from its predictions.csv agree to 1e-9."""
+    import torch
+
+    from leanecd.train import TrainConfig, fit
+
+    torch.set_num_threads(1)
+    rng = np.random.default_rng(0)
+    X = rng.random((16, 19, 19, 19), dtype=np.float32)
+    y = np.stack([100 * X.mean(axis=(1, 2, 3)), -3 - X.std(axis=(1, 2, 3))], 1)
+    cfg = TrainConfig(model="C", targets=("bulk_modulus_GPa", "energy_per_atom_eV"), epochs=2, folds=2, mode="quick",
+                      max_samples=16, device="cpu")
+    fit(X, y, cfg, tmp_path / "run", ids=[f"c{i}" for i in range(16)], progress=False)
+    report = M.check_run(tmp_path / "run", atol=1e-9)
+    assert set(report) >= {"cv_mae", "train_mae", "test_mae", "test_nmae"}
+
+
+# ---------------------------------------------------------------- the stored results
+
+STORED = sorted(p.parent for p in (REPO / "results").rglob("metrics.json")) if (REPO / "results").is_dir() else []
+
+
+@pytest.mark.skipif(not STORED, reason="no runs in results/ yet")
+@pytest.mark.parametrize("run_dir", STORED, ids=[str(p.relative_to(REPO)) for p in STORED])
+def test_stored_results_are_recomputable(run_dir):
+    """The numbers the results chapter prints are recomputed from predictions.csv; they
+    must equal what the run itself stored in metrics.json (to 1e-9)."""
+    run = M.read_run(run_dir)
+    M.check_run(run, atol=1e-9)
+    t = M.table2([run], paper=False)
+    for target in run.targets:
+        col = (M.model_label(run.model), M.target_label(target), "ours")
+        assert t.loc["Test-MAE", col] == pytest.approx(run.metrics["test_mae"][target], abs=1e-9)
+
+
+def test_paired_comparison_and_same_split(tmp_path):
+    rows = synthetic_rows(folds=0)
+    a = M.read_run(write_run(tmp_path / "a", rows))
+    # b: same compounds, every prediction twice as far off
+    rows_b = [(r[0], r[1], r[2], r[3], r[4], r[4] + 2 * (r[5] - r[4])) for r in rows]
+    b = M.read_run(write_run(tmp_path / "b", rows_b, model="rf"))
+    assert M.same_split(a, b)
+    c = M.paired_comparison(a, b, "bulk_modulus_GPa")
+    assert c["n"] == 3 and c["ratio"] == pytest.approx(0.5)
+    assert c["wins_a"] == 3
+    assert c["mae_a"] == pytest.approx(M.recompute(a.predictions)["test_mae"]["bulk_modulus_GPa"])
