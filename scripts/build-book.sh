@@ -5,7 +5,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup-env.sh
 export LEANECD_MODE="${LEANECD_MODE:-quick}"
-export MPLBACKEND=Agg
 echo "[book] executing notebooks (LEANECD_MODE=$LEANECD_MODE) and building HTML"
 start=$(date +%s)
 .venv/bin/jupyter-book build . --builder html -W --keep-going

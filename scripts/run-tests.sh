@@ -5,7 +5,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup-env.sh --dft
 export LEANECD_MODE=quick
-export MPLBACKEND=Agg
 export OMP_NUM_THREADS="${OMP_NUM_THREADS:-2}"
 start=$(date +%s)
 .venv/bin/python -m pytest tests "$@"

@@ -81,7 +81,7 @@ def test_embedded_layout_loads(tmp_path):
     assert isinstance(ds, Dataset)
     assert len(ds) == 3
     assert ds.ids == sorted(r[0] for r in EMBEDDED)
-    assert ds.version == "0.0-test" and ds.name == "synthetic-embedded"
+    assert ds.version == "0.0-test+3cpd" and ds.name == "synthetic-embedded"
     assert str(tmp_path) in ds.source
     assert ds.info["settings"] == {"xc": "none"}
     assert set(TARGETS) <= set(ds.table.columns)

@@ -271,3 +271,20 @@ def test_command_line(tmp_path, capsys):
     with pytest.raises(FileFormatError, match="missing column"):
         main(["--target", "energy", "--features", str(tmp_path / "features.npy"), "--labels",
               str(tmp_path / "labels.csv"), "--run-dir", str(tmp_path / "run2"), "--mode", "full"])
+
+
+def test_final_only_skips_cv_and_says_so(tmp_path, capsys):
+    X, y = synthetic(n=20)
+    result = fit(X, y, TrainConfig(model="A", targets=("synthetic",), epochs=1, batch_size=8, final_only=True,
+                                   mode="full"), tmp_path / "run", dataset_name="syn", progress=False)
+    m = result.metrics
+    assert m["final_only"] is True and m["folds"] == 0 and m["cv_mae"] is None
+    assert m["protocol"].startswith("final fit only") and "epochs 1 (paper 650)" in m["protocol"]
+    assert m["provenance"]["dataset_name"] == "syn"
+    assert not (tmp_path / "run" / "fold-1").exists()
+    assert "final fit only" in capsys.readouterr().out
+    full = fit(X, y, TrainConfig(model="A", targets=("synthetic",), epochs=1, folds=2, batch_size=8, mode="full"),
+               tmp_path / "cv", progress=False).metrics
+    assert full["final_only"] is False and full["protocol"].startswith("2-fold cross-validation")
+    with pytest.raises(LeanECDError, match="final_only"):
+        resolve_config(TrainConfig(final_only=True, folds=3, mode="full"))

@@ -4,10 +4,12 @@ The synthetic tests in ``test_train.py`` check the machinery; this one checks th
 Model A, fed the book's own GPAW-PBE charge-density autocorrelations (through
 :func:`leanecd.features.dataset_features`, i.e. the on-disk feature cache), actually
 learns: the training loss (MSE on z-scored bulk moduli) of the last epochs is well
-below that of the first. A small subset and a short run keep it under a minute on
-a 2-core CPU. The settings are NOT the paper's: with ~20 compounds, batch 50 would
-be one Adam step per epoch, and lr 5e-3 at a small batch is unstable over a few
-dozen steps, so the test uses batch 4, lr 1e-3 and 8 epochs (~32 steps).
+below that of the first, and below 1 (the loss of always predicting the training
+mean). 20 compounds, 20 epochs, one thread: ~20 s on a busy 2-core CPU. The settings
+are NOT the paper's: with ~20 compounds, batch 50 would be one Adam step per epoch,
+and lr 5e-3 at a small batch is unstable over a few dozen steps, so the test uses
+batch 4 and lr 1e-3 (cosine-annealed to 0 over the run: ~100 steps). Measured on
+six seeded subsets, the last epochs' loss ended at 0.18-0.47 of a first epoch of 1.0-1.15.
 """
 
 from __future__ import annotations
@@ -16,12 +18,23 @@ import json
 
 import numpy as np
 import pytest
+import torch
 
 from leanecd.data import load_dataset
 from leanecd.train import TrainConfig, fit, main
 
-N_SUBSET = 16
+N_SUBSET = 20
 TARGET = "bulk_modulus_GPa"
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Batches of 4 gain nothing from a second thread, and on a busy machine OpenMP
+    spin-waiting made a step 5x slower with two threads than with one."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")
@@ -42,19 +55,21 @@ def embedded():
 def test_model_a_learns_on_real_features(embedded, tmp_path):
     ds, ids, X, y = embedded
     assert X.shape[1:] == (51, 51, 51) and X.dtype == np.float32
-    cfg = TrainConfig(model="A", targets=(TARGET,), epochs=8, batch_size=4, lr=1e-3, final_only=True,
+    cfg = TrainConfig(model="A", targets=(TARGET,), epochs=20, batch_size=4, lr=1e-3, final_only=True,
                       max_samples=N_SUBSET, mode="full", seed=0)
     result = fit(X, y, cfg, tmp_path / "run", ids=ids, dataset_name=ds.name, dataset_version=ds.version,
                  progress=False)
     losses = [row["train_loss"] for row in result.final.history]
-    assert len(losses) == 8 and all(np.isfinite(losses))
-    # the first epoch starts from an untrained net (loss ~1 = predicting the mean);
-    # the average of the last two epochs must be clearly lower
-    assert np.mean(losses[-2:]) < 0.75 * losses[0], losses
+    assert len(losses) == 20 and all(np.isfinite(losses))
+    # the first epoch starts from an untrained net (loss ~1: about the mean predictor);
+    # the average of the last two epochs must be clearly lower, and below the mean predictor
+    assert np.mean(losses[-2:]) < 0.7 * losses[0], losses
+    assert np.mean(losses[-2:]) < 0.8, losses
     m = result.metrics
     assert m["final_only"] is True and m["cv_mae"] is None and "final fit only" in m["protocol"]
     assert m["provenance"]["dataset_name"] == ds.name and m["provenance"]["dataset_version"] == ds.version
     assert m["n_train"] + m["n_test"] == N_SUBSET
+    print("train loss per epoch:", [round(v, 3) for v in losses])
 
 
 def test_command_line_trains_on_the_embedded_dataset(embedded, tmp_path, capsys):

@@ -76,6 +76,7 @@ __all__ = [
     "element_property_table",
     "composition_features",
     "composition_feature_table",
+    "have_composition_data",
     "MeanPredictor",
     "make_random_forest",
     "run_baseline",
@@ -233,6 +234,15 @@ def element_property_table() -> pd.DataFrame:
         df["NValence"] = df[["NsValence", "NpValence", "NdValence", "NfValence"]].sum(axis=1)
         _PROPERTY_TABLE = df[list(ELEMENT_PROPERTIES)].astype(float)
     return _PROPERTY_TABLE
+
+
+def have_composition_data() -> bool:
+    """True when the elemental-property table (jarvis-tools) is installed, so ``rf`` can run."""
+    try:
+        element_property_table()
+    except LeanECDError:
+        return False
+    return True
 
 
 def _fractions(formula: str) -> dict[str, float]:

@@ -328,7 +328,9 @@ def _load_embedded(root: Path) -> Dataset:
         warnings.warn(f"{root}: ids both in records/ and failures/ (records win): {both}", stacklevel=3)
 
     name = str(meta.get("name", root.name))
-    version = str(meta.get("version", "unversioned"))
+    # The dataset is append-only and grows between releases: the compound count
+    # makes the version string identify the content (e.g. "0.1.0+42cpd").
+    version = f"{meta.get('version', 'unversioned')}+{len(rows)}cpd"
     return Dataset(
         name=name,
         version=version,

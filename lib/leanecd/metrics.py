@@ -410,15 +410,17 @@ def find_runs(results_dir: str | os.PathLike = "results", verbose: bool = True) 
 
 
 def _run_rank(run: Run) -> tuple:
-    """Preference among runs of the same model and target: full mode, with CV, more
-    epochs, more compounds, most recent."""
+    """Preference among runs of the same model and target: the paper's protocol (650
+    epochs, 9-fold CV), then with CV, more epochs, more compounds, most recent."""
     n = run.predictions["id"].nunique()
     epochs = run.epochs if isinstance(run.epochs, int | float) else 0
-    return (run.mode == "full", run.folds > 0, epochs, n, str(run.provenance.get("timestamp_utc", "")))
+    paper = epochs == 650 and run.folds == 9
+    return (paper, run.folds > 0, epochs, n, str(run.provenance.get("timestamp_utc", "")))
 
 
 def select_runs(runs: Iterable[Run]) -> dict[tuple[str, str], Run]:
-    """One run per (model, canonical target): the preferred one by :func:`_run_rank`."""
+    """One run per (model, canonical target): the paper's protocol if there is such a run,
+    else one with CV, then the most epochs, the most compounds, the most recent."""
     best: dict[tuple[str, str], Run] = {}
     for run in runs:
         for t in run.targets:

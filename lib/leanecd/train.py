@@ -222,7 +222,8 @@ def resolve_config(config: TrainConfig) -> tuple[TrainConfig, list[str]]:
             values[key] = min(full["T_0"], values["epochs"])
             if values[key] != full["T_0"]:
                 prefix = "quick mode: " if mode == "quick" and config.epochs is None else ""
-                shortcuts.append(f"{prefix}T_0 {full['T_0']} -> {values[key]} epochs (the run is only {values['epochs']} epochs long)")
+                ep = "epoch" if values["epochs"] == 1 else "epochs"
+                shortcuts.append(f"{prefix}T_0 {full['T_0']} -> {values[key]} {ep} (the run is only {values['epochs']} {ep} long)")
         else:
             values[key] = settings[key]
             if settings[key] != full[key]:
