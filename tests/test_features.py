@@ -244,10 +244,10 @@ def test_dataset_features_default_store(tmp_path, monkeypatch):
 
     ds = load_dataset(_embedded_dataset(tmp_path / "data" / "embedded"))
     monkeypatch.delenv("LEANECD_CACHE", raising=False)
-    assert features.default_cache_dir(ds) == (tmp_path / "data" / "features-cache" / "synthetic-embedded-0.0-test").resolve()
+    assert features.default_cache_dir(ds) == (tmp_path / "data" / "features-cache" / "synthetic-embedded-0.0-test+3cpd").resolve()
     monkeypatch.setenv("LEANECD_CACHE", str(tmp_path / "cache"))
-    assert features.default_cache_dir(ds) == tmp_path / "cache" / "synthetic-embedded-0.0-test"
+    assert features.default_cache_dir(ds) == tmp_path / "cache" / "synthetic-embedded-0.0-test+3cpd"
     with pytest.warns(UserWarning):
         ids, X, r = features.dataset_features(ds.subset(["synth-sc", "synth-zbad"]), progress=False)
-    assert r.store_dir == tmp_path / "cache" / "synthetic-embedded-0.0-test"
-    assert ids == ["synth-sc"] and (tmp_path / "cache" / "synthetic-embedded-0.0-test" / "index.json").is_file()
+    assert r.store_dir == tmp_path / "cache" / "synthetic-embedded-0.0-test+3cpd"
+    assert ids == ["synth-sc"] and (tmp_path / "cache" / "synthetic-embedded-0.0-test+3cpd" / "index.json").is_file()
