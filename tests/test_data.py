@@ -282,12 +282,17 @@ def _make_jarvis(root: Path) -> Path:
 
 def test_jarvis_route(tmp_path):
     root = _make_jarvis(tmp_path / "jarvis")
-    ds = load_dataset("jarvis", root=root)
+    with pytest.warns(UserWarning, match="1 of 4 selected JARVIS compounds have no CHGCAR"):
+        ds = load_dataset("jarvis", root=root)
     assert ds.ids == ["JVASP-fake1", "JVASP-fake2", "JVASP-fake8"]
     assert list(ds.skipped) == ["JVASP-fake3"]
     assert "no CHGCAR" in ds.skipped["JVASP-fake3"]
+    assert ds.info["missing_chgcar"] == ["JVASP-fake3"]
+    assert ds.info["chgcar_outside_selection"] == ["JVASP-fake4"]
     assert ds.version == "jdft_3d-fake"
-    assert ds.info["selection"] == {"entries": 8, "in_space_groups": 7, "with_labels": 4, "with_chgcar": 3}
+    assert ds.info["selection"]["funnel"] == {"entries": 8, "in_space_groups": 7, "with_bulk_modulus": 6,
+                                              "with_both_labels": 5, "selected": 4}
+    assert ds.info["with_chgcar"] == 3
     np.testing.assert_array_equal(ds.targets(list(TARGETS)), [[24.0, -3.3], [60.5, -4.1], [12.0, -1.5]])
     assert list(ds.table["spacegroup"]) == [225, 216, 221]
     assert ds.table.loc["JVASP-fake8", "formula"] == "CsCl"
@@ -305,9 +310,10 @@ def test_jarvis_space_group_choice(tmp_path):
     assert ds.ids == ["JVASP-fake4"]
 
 
+@pytest.mark.filterwarnings("ignore:.*have no CHGCAR")
 def test_jarvis_input_errors(tmp_path):
     root = _make_jarvis(tmp_path / "jarvis")
-    with pytest.raises(ValueError, match="needs root"):
+    with pytest.raises(ValueError, match="needs the charge densities: chgcar_dir="):
         load_dataset("jarvis")
     (root / "other.json").write_text("[]")
     _assert_format_error(lambda: load_dataset("jarvis", root=root / "nope"), root / "nope", "no such directory")
@@ -322,7 +328,7 @@ def test_jarvis_input_errors(tmp_path):
     _assert_format_error(lambda: load_dataset("jarvis", root=root, jarvis_json=bad), bad, "jid")
     write_chgcar(_synthetic_field(9), root / "JVASP-fake1" / "CHGCAR")  # second copy, other layout
     _assert_format_error(lambda: load_dataset("jarvis", root=root, jarvis_json="jdft_3d-fake.json"), root,
-                         "two CHGCARs")
+                         "several CHGCAR files for JVASP-fake1")
 
 
 # --------------------------------------------------------------------------- the real embedded dataset

@@ -167,3 +167,33 @@ def test_batch_resumes_after_being_killed(tmp_path):
         assert after[name] == data
     labels = (out / "labels.csv").read_text().splitlines()
     assert len(labels) == 1 + len(entries)
+
+
+def test_given_structure_follows_the_same_protocol(tmp_path):
+    """A structure given as Atoms (the JARVIS route) gives the prototype route's numbers."""
+    rec, field = dft.compute_compound("fcc", ("Al",), TINY)
+    atoms = dft.build_atoms("fcc", ("Al",), rec["a_guess_A"] * 1.02)  # a guess slightly off
+    entry = {"id": "JVASP-test", "structure": dft.atoms_to_dict(atoms), "meta": {"jid": "JVASP-test"}}
+    assert dft.atoms_from_dict(entry["structure"]).get_chemical_symbols() == ["Al"]
+    res = dft.run_one(json.loads(json.dumps(entry)), tmp_path, TINY)
+    assert res["status"] == "ok", res
+    got = json.loads((tmp_path / "records" / "JVASP-test.json").read_text())
+    assert got["meta"] == {"jid": "JVASP-test"} and got["cell"] == "primitive" and got["lattice_kind"] == "fcc"
+    assert abs(got["a0_A"] / rec["a0_A"] - 1) < 2e-3
+    assert abs(got["bulk_modulus_GPa"] / rec["bulk_modulus_GPa"] - 1) < 0.02
+
+
+def test_spin_polarisation_dropped_only_where_no_moment_survives():
+    """NiAl (B2) is non-magnetic in PBE. At these tiny settings a coarse point keeps a
+    small moment (> 0.05 μB), so the rule keeps spin polarisation, and the production
+    converges to zero moment anyway; with a threshold above that moment the production
+    runs spin-paired and must give the same numbers."""
+    kept, _ = dft.compute_compound("cscl", ("Ni", "Al"), TINY)
+    assert kept["magnetic_candidate"]
+    assert kept["spin_polarized"] == (kept["coarse_max_local_moment"] >= TINY.spin_collapse_muB)
+    limit = max(0.5, 2 * kept["coarse_max_local_moment"])
+    paired, _ = dft.compute_compound("cscl", ("Ni", "Al"), replace(TINY, spin_collapse_muB=limit))
+    assert paired["magnetic_candidate"] and not paired["spin_polarized"] and paired["magmom_total"] == 0.0
+    assert abs(kept["magmom_max_local"]) < 0.01  # the moment did not survive the production SCF
+    assert abs(paired["bulk_modulus_GPa"] / kept["bulk_modulus_GPa"] - 1) < 0.01
+    assert abs(paired["energy_per_atom_eV"] - kept["energy_per_atom_eV"]) < 1e-3

@@ -8,6 +8,9 @@ For every compound this module
    coarse settings, re-centred until the minimum is inside), then a production
    scan of 5 volumes around it with the **k-point mesh held fixed** for all volumes,
    re-centred again if the minimum is at an edge;
+   Compounds with Mn, Fe, Co, Ni or Cr start the coarse scan spin-polarised from a
+   ferromagnetic start; if no local moment survives it (all < 0.05 μB), the
+   production scan runs spin-paired (the same solution, at half the cost);
 3. fits a Birch–Murnaghan E(V) (ASE) for a0 (Å), B (GPa), B′ and E0;
 4. runs one more SCF at a0 and stores its charge density and total energy per atom;
 5. checks the quality gates and writes ``fields/<id>.npz`` then
@@ -46,7 +49,9 @@ from .store import read_json, save_field, write_json
 DATASET_NAME = "leanecd-gpaw-cubic"
 DATASET_VERSION = "0.1.0"
 
-#: Elements whose compounds are run spin-polarised from a ferromagnetic start (as JARVIS).
+#: Elements whose compounds start spin-polarised from a ferromagnetic start (as JARVIS), with these
+#: initial moments (μB). The production scan and the field stay spin-polarised only if some local
+#: moment of the coarse scan reaches ``DFTSettings.spin_collapse_muB``; otherwise they are spin-paired.
 MAGNETIC = {"Mn": 3.0, "Fe": 3.0, "Co": 2.0, "Ni": 1.0, "Cr": 3.0}
 
 
@@ -64,6 +69,7 @@ class DFTSettings:
     bracket_steps: tuple = (0.96, 1.0, 1.04)  #: bracketing scan, a / a_guess
     max_fit_rms_meV: float = 2.0  #: gate: BM fit residual per atom
     max_electron_error: float = 1e-3  #: gate: |∫ρ − N_valence| / N_valence
+    spin_collapse_muB: float = 0.05  #: spin-paired production if every local moment of the coarse scan is below this (μB)
     maxiter: int = 300
 
 
@@ -282,9 +288,16 @@ def guess_lattice_constant(prototype: str, species: tuple) -> float:
     return float(best)
 
 
-def _calculator(settings: DFTSettings, kpts, magnetic: bool, txt, coarse=False):
+def _calculator(settings: DFTSettings, kpts, magnetic: bool, txt, coarse=False, gentle=False):
+    """GPAW plane-wave calculator; ``gentle``: a damped density mixer for SCFs that did not converge."""
     from gpaw import GPAW, PW, FermiDirac
 
+    extra = {}
+    if gentle:
+        from gpaw import Mixer, MixerDif
+
+        # GPAW's advice for hard cases: small mixing fraction, more history, strong metric weight
+        extra["mixer"] = MixerDif(0.02, 5, 100.0) if magnetic else Mixer(0.02, 5, 100.0)
     return GPAW(
         mode=PW(settings.coarse_ecut_eV if coarse else settings.ecut_eV),
         xc=settings.xc,
@@ -292,6 +305,7 @@ def _calculator(settings: DFTSettings, kpts, magnetic: bool, txt, coarse=False):
         occupations=FermiDirac(settings.smearing_eV),
         maxiter=settings.maxiter,
         txt=txt,
+        **extra,
     )
 
 
@@ -301,42 +315,124 @@ def _kmesh(atoms, density: float) -> list[int]:
     return [int(k) for k in kptdensity2monkhorstpack(atoms, kptdensity=density, even=False)]
 
 
-def _energy(prototype, species, a, settings, kpts, txt, coarse=False):
-    atoms = build_atoms(prototype, species, a)
-    magnetic = any(s in MAGNETIC for s in species)
-    if magnetic:
-        atoms.set_initial_magnetic_moments([MAGNETIC.get(s, 0.0) for s in species])
-    atoms.calc = _calculator(settings, kpts, magnetic, txt, coarse)
+def _energy(build, a, settings, kpts, txt, coarse=False, spin=False):
+    """SCF total energy (eV) of ``build(a)``; spin-polarised from a ferromagnetic start if ``spin``.
+
+    An SCF that does not converge is retried once with a damped mixer (same physics,
+    slower but steadier); if that fails too, :class:`DFTError` says so."""
+    first = None
+    for gentle in (False, True):
+        atoms = build(a)
+        if spin:
+            atoms.set_initial_magnetic_moments([MAGNETIC.get(s, 0.0) for s in atoms.get_chemical_symbols()])
+        atoms.calc = _calculator(settings, kpts, spin, txt, coarse, gentle=gentle)
+        try:
+            return atoms.get_potential_energy(), atoms
+        except Exception as exc:  # GPAW's KohnShamConvergenceError and friends
+            msg = f"{type(exc).__name__}: {exc}".rstrip(": ")
+            if first is None:
+                first = msg
+                continue
+            raise DFTError(f"SCF failed at a = {a:.4f} Å: {first}; again with a damped mixer: {msg}") from None
+
+
+def _moments(atoms, spin: bool) -> tuple[float, float]:
+    """(total, largest |local|) magnetic moment in μB of a converged calculation (0, 0 if spin-paired)."""
+    if not spin:
+        return 0.0, 0.0
+    calc = atoms.calc
     try:
-        e = atoms.get_potential_energy()
-    except Exception as exc:  # GPAW's KohnShamConvergenceError and friends
-        raise DFTError(f"SCF failed at a = {a:.4f} Å: {type(exc).__name__}: {exc}") from None
-    return e, atoms
+        total = float(calc.get_magnetic_moment())
+    except Exception:
+        total = 0.0
+    try:
+        local = float(np.abs(calc.get_magnetic_moments()).max())
+    except Exception:
+        local = abs(total)
+    return total, local
 
 
 def compute_compound(prototype: str, species, settings: DFTSettings = DFTSettings(), log=None):
-    """Run the whole protocol for one compound. Returns ``(record, field)``.
+    """Run the whole protocol for one prototype compound. Returns ``(record, field)``.
 
     Raises :class:`~leanecd.errors.DFTError` with the reason when a gate fails.
     """
+    species = tuple(species)
+    p = PROTOTYPES[prototype]
+    mult = 4 if p.lattice == "fcc" else 1
+    record, field = _protocol(lambda a: build_atoms(prototype, species, a), guess_lattice_constant(prototype, species),
+                              mult, compound_id(prototype, species), settings, log)
+    elements = sorted(set(species))
+    record.update({
+        "prototype": prototype,
+        "spacegroup": p.spacegroup,
+        "spacegroup_symbol": p.symbol,
+        "species": list(species),
+        "elements": elements,
+        "n_elements": len(elements),
+        "cell": "primitive" if p.lattice == "fcc" else "conventional",
+    })
+    return record, field
+
+
+def compute_structure(atoms, cid: str, settings: DFTSettings = DFTSettings(), log=None, meta: dict | None = None):
+    """Run the same protocol on any cubic structure (ASE ``Atoms``, primitive or conventional cell).
+
+    The structure is scaled isotropically; its own conventional edge is the first guess
+    of a0. ``meta`` (e.g. the JARVIS id and labels) is stored under ``record["meta"]``.
+    Returns ``(record, field)``; raises :class:`~leanecd.errors.DFTError` when a gate fails.
+    """
+    from .lattice import find_cubic_cell
+
+    ref = atoms.copy()
+    ref.calc = None
+    ref.set_initial_magnetic_moments(None)
+    cube = find_cubic_cell(ref.cell[:])
+    a_ref = float(cube.a)
+
+    def build(a):
+        at = ref.copy()
+        at.set_cell(ref.cell[:] * (a / a_ref), scale_atoms=True)
+        return at
+
+    record, field = _protocol(build, a_ref, cube.multiplicity, cid, settings, log)
+    symbols = ref.get_chemical_symbols()
+    elements = sorted(set(symbols))
+    record.update({
+        "prototype": "given",
+        "species": symbols,
+        "elements": elements,
+        "n_elements": len(elements),
+        "cell": "primitive" if cube.multiplicity > 1 else "conventional",
+        "lattice_kind": cube.kind,
+        "meta": dict(meta or {}),
+    })
+    return record, field
+
+
+def _protocol(build, a_guess: float, mult: int, cid: str, settings: DFTSettings, log=None):
+    """The dataset's protocol for ``build(a)`` (Atoms at conventional edge ``a`` Å, ``mult``
+    primitive cells per cube). Returns ``(record, field)`` with the prototype-independent keys."""
     from ase.eos import EquationOfState
     from ase.units import GPa
 
-    species = tuple(species)
     t0 = time.time()
     txt = log if log is not None else os.devnull
     n_scf = 0
-    natoms = len(species)
-    a_guess = guess_lattice_constant(prototype, species)
+    atoms_guess = build(a_guess)
+    natoms = len(atoms_guess)
+    magnetic = any(s in MAGNETIC for s in atoms_guess.get_chemical_symbols())
     # 1. bracketing at coarse settings; re-centre until the minimum is inside.
-    ck = _kmesh(build_atoms(prototype, species, a_guess), settings.coarse_kpt_density)
-    pts = {}
+    ck = _kmesh(atoms_guess, settings.coarse_kpt_density)
+    pts, coarse_local = {}, 0.0
     centre = a_guess
     for _ in range(8):
         for s in settings.bracket_steps:
             a = round(centre * s, 6)
             if a not in pts:
-                pts[a] = _energy(prototype, species, a, settings, ck, txt, coarse=True)[0]
+                e, at = _energy(build, a, settings, ck, txt, coarse=True, spin=magnetic)
+                pts[a] = e
+                coarse_local = max(coarse_local, _moments(at, magnetic)[1])
                 n_scf += 1
         a_sorted = sorted(pts)
         e_sorted = [pts[a] for a in a_sorted]
@@ -348,8 +444,10 @@ def compute_compound(prototype: str, species, settings: DFTSettings = DFTSetting
         centre = a_sorted[k]
     else:
         raise DFTError(f"no energy minimum found between a = {min(pts):.3f} and {max(pts):.3f} Å (coarse scan)")
+    # spin polarisation only where a moment survives the coarse scan
+    spin = magnetic and coarse_local >= settings.spin_collapse_muB
     # 2. production scan, k mesh fixed for all volumes.
-    kpts = _kmesh(build_atoms(prototype, species, a_est), settings.kpt_density)
+    kpts = _kmesh(build(a_est), settings.kpt_density)
     v_est = a_est**3
     vols, ens, edges = [], [], []
     for attempt in range(4):
@@ -357,10 +455,10 @@ def compute_compound(prototype: str, species, settings: DFTSettings = DFTSetting
             a = round((v_est * s) ** (1 / 3), 6)
             if a in edges:
                 continue
-            e, _ = _energy(prototype, species, a, settings, kpts, txt)
+            e, _ = _energy(build, a, settings, kpts, txt, spin=spin)
             n_scf += 1
             edges.append(a)
-            vols.append(build_atoms(prototype, species, a).get_volume())
+            vols.append(build(a).get_volume())
             ens.append(e)
         order = np.argsort(vols)
         k = int(np.argmin(np.array(ens)[order]))
@@ -387,10 +485,9 @@ def compute_compound(prototype: str, species, settings: DFTSettings = DFTSetting
         raise DFTError(f"bulk modulus {B_GPa:.2f} GPa is not positive")
     if rms_meV > settings.max_fit_rms_meV:
         raise DFTError(f"fit residual {rms_meV:.3f} meV/atom exceeds {settings.max_fit_rms_meV}")
-    mult = 4 if PROTOTYPES[prototype].lattice == "fcc" else 1
     a0 = float((v0 * mult) ** (1 / 3))
     # 3. the field at equilibrium
-    e_eq, atoms = _energy(prototype, species, a0, settings, kpts, txt)
+    e_eq, atoms = _energy(build, a0, settings, kpts, txt, spin=spin)
     n_scf += 1
     calc = atoms.calc
     rho = calc.get_pseudo_density()  # pseudo density + compensation charges, e/Å³
@@ -398,24 +495,11 @@ def compute_compound(prototype: str, species, settings: DFTSettings = DFTSetting
     n_field = float(rho.mean() * atoms.get_volume())
     if abs(n_field - n_val) / n_val > settings.max_electron_error:
         raise DFTError(f"stored field holds {n_field:.5f} electrons, expected {n_val}")
-    try:
-        magmom = float(calc.get_magnetic_moment())
-    except Exception:
-        magmom = 0.0
-    cid = compound_id(prototype, species)
-    p = PROTOTYPES[prototype]
-    elements = sorted(set(species))
+    magmom, local = _moments(atoms, spin)
     record = {
         "id": cid,
         "formula": atoms.get_chemical_formula(mode="metal"),
-        "prototype": prototype,
-        "spacegroup": p.spacegroup,
-        "spacegroup_symbol": p.symbol,
-        "species": list(species),
-        "elements": elements,
-        "n_elements": len(elements),
         "natoms": natoms,
-        "cell": "primitive" if p.lattice == "fcc" else "conventional",
         "a0_A": a0,
         "a_guess_A": a_guess,
         "bulk_modulus_GPa": B_GPa,
@@ -428,7 +512,10 @@ def compute_compound(prototype: str, species, settings: DFTSettings = DFTSetting
         "eos_points_used": int(sel.sum()),
         "eos_used": sel.tolist(),
         "magmom_total": magmom,
-        "spin_polarized": any(s in MAGNETIC for s in species),
+        "magmom_max_local": local,
+        "spin_polarized": bool(spin),
+        "magnetic_candidate": bool(magnetic),
+        "coarse_max_local_moment": float(coarse_local),
         "kpts": kpts,
         "grid": list(rho.shape),
         "n_valence": n_val,
@@ -457,6 +544,19 @@ def _code_versions() -> dict:
 # --------------------------------------------------------------------------- the batch
 
 
+def atoms_to_dict(atoms) -> dict:
+    """JSON-able form of a structure for a batch entry's ``"structure"`` key."""
+    return {"numbers": [int(z) for z in atoms.numbers], "cell": np.asarray(atoms.cell[:]).tolist(),
+            "scaled_positions": (atoms.get_scaled_positions(wrap=False) + 0.0).tolist(), "pbc": [True, True, True]}  # no -0.0
+
+
+def atoms_from_dict(d: dict):
+    """Inverse of :func:`atoms_to_dict`."""
+    from ase import Atoms
+
+    return Atoms(numbers=d["numbers"], cell=d["cell"], scaled_positions=d["scaled_positions"], pbc=d.get("pbc", True))
+
+
 def _done_ids(out: Path) -> set[str]:
     ids = {p.stem for p in (out / "records").glob("*.json")}
     ids |= {p.stem for p in (out / "failures").glob("*.json")}
@@ -474,9 +574,14 @@ def run_one(entry: dict, out: str | os.PathLike, settings: DFTSettings = DFTSett
     logdir = out / "logs"
     logdir.mkdir(parents=True, exist_ok=True)
     try:
-        record, fld = compute_compound(entry["prototype"], entry["species"], settings, log=str(logdir / f"{cid}.txt"))
+        if "structure" in entry:
+            record, fld = compute_structure(atoms_from_dict(entry["structure"]), cid, settings,
+                                            log=str(logdir / f"{cid}.txt"), meta=entry.get("meta"))
+        else:
+            record, fld = compute_compound(entry["prototype"], entry["species"], settings, log=str(logdir / f"{cid}.txt"))
     except DFTError as exc:
-        fail = {"id": cid, "prototype": entry["prototype"], "species": entry["species"], "reason": str(exc),
+        fail = {"id": cid, "prototype": entry.get("prototype", "given"), "species": entry.get("species"),
+                "meta": entry.get("meta"), "reason": str(exc),
                 "wall_s": time.time() - t0, "settings": asdict(settings), "status": "failed"}
         write_json(out / "failures" / f"{cid}.json", fail)
         return fail
@@ -599,6 +704,9 @@ def main(argv=None) -> int:
     p_run.add_argument("--workers", type=int, default=2)
     p_run.add_argument("--scheduler", default=None, help="dask scheduler address (default: local cluster)")
     p_run.add_argument("--timeout", type=float, default=3600, help="seconds per compound")
+    p_run.add_argument("--entries", default=None,
+                       help="JSON file with a list of entries ({id, structure, meta} or {id, prototype, species}) "
+                            "to compute instead of the built-in plan, e.g. from leanecd.data.jarvis_dft_entries")
     p_one = sub.add_parser("one", help="(internal) compute one compound given as JSON")
     p_one.add_argument("entry")
     p_one.add_argument("--out", required=True)
@@ -610,7 +718,9 @@ def main(argv=None) -> int:
         for e in plan()[: args.limit]:
             print(e["id"], e["prototype"], " ".join(e["species"]))
     elif args.cmd == "run":
-        res = run_batch(args.out, limit=args.limit, workers=args.workers, scheduler=args.scheduler, timeout_s=args.timeout)
+        entries = read_json(args.entries) if args.entries else None
+        res = run_batch(args.out, limit=args.limit, workers=args.workers, scheduler=args.scheduler, timeout_s=args.timeout,
+                        entries=entries)
         ok = sum(r["status"] == "ok" for r in res)
         print(f"computed {len(res)} compounds: {ok} ok, {len(res) - ok} failed (see {args.out}/failures)")
     elif args.cmd == "one":

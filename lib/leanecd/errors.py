@@ -34,3 +34,14 @@ class FieldError(LeanECDError, ValueError):
 
 class DFTError(LeanECDError, RuntimeError):
     """A DFT calculation failed one of the dataset's quality gates."""
+
+
+class DownloadError(LeanECDError, RuntimeError):
+    """A download failed, or the downloaded file is truncated or corrupt.
+
+    Nothing bad is ever kept under the file's final name (see :mod:`leanecd.download`).
+    """
+
+
+class NetworkUnavailableError(DownloadError):
+    """A download is needed but the network (or the host) cannot be reached."""

@@ -12,7 +12,7 @@ from .io import ECDField
 
 __all__ = ["field_slices", "field_isosurface", "label_histograms", "spacegroup_bars", "grid_plane",
            "primitive_samples_on_cube_plane", "primitive_outline_on_cube", "density_norm", "cell_transform",
-           "renormalization"]
+           "renormalization", "selection_histograms"]
 
 
 def field_slices(field: ECDField, index: int | None = None, cmap: str = "viridis", title: str | None = None):
@@ -99,6 +99,56 @@ def spacegroup_bars(table):
     ax.set_ylabel("compounds")
     ax.set_xlabel("space group")
     ax.legend()
+    return fig
+
+
+def selection_histograms(report, bins: int = 40, title: str | None = None):
+    """The JARVIS selection as paper Fig. 1, from a :class:`leanecd.data.SelectionReport`.
+
+    (a) compounds per space group, stacked by number of elements; (b) compounds per
+    number of elements, this selection next to the paper's counts (written on the
+    bars); (c) bulk modulus (GPa) and (d) total energy (eV/atom) histograms.
+    """
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
+
+    from .data import PAPER_COUNTS, PAPER_SPACE_GROUPS
+
+    table = report.table
+    fig, axes = plt.subplots(2, 2, figsize=(10, 7), constrained_layout=True)
+    (ax_a, ax_b), (ax_c, ax_d) = axes
+    groups = report.space_groups
+    names = [f"{PAPER_SPACE_GROUPS.get(s, s)}\n({s})" for s in groups]
+    bottom = np.zeros(len(groups))
+    for ne in sorted(table["n_elements"].unique()):
+        counts = np.array([((table["spacegroup"] == s) & (table["n_elements"] == ne)).sum() for s in groups])
+        ax_a.bar(names, counts, bottom=bottom, label=f"{ne} element{'s' if ne > 1 else ''}")
+        bottom += counts
+    ax_a.set_ylabel("compounds")
+    ax_a.set_title("(a) space groups")
+    if len(table):
+        ax_a.legend(fontsize="small")
+    ours, paper = report.by_n_elements, PAPER_COUNTS["by_n_elements"]
+    ks = np.array(sorted(set(ours) | set(paper)))
+    for dx, counts, label in ((-0.2, ours, f"this selection ({len(table):,})"),
+                              (0.2, paper, f"paper ({PAPER_COUNTS['compounds']:,})")):
+        bars = ax_b.bar(ks + dx, [counts.get(k, 0) for k in ks], width=0.4, label=label)
+        ax_b.bar_label(bars, fontsize="x-small")
+    ax_b.set_xticks(ks)
+    ax_b.set_xlabel("number of elements")
+    ax_b.set_ylabel("compounds")
+    ax_b.set_title("(b) elements per compound")
+    ax_b.legend(fontsize="small")
+    for ax, col, label, tag in ((ax_c, "bulk_modulus_GPa", "bulk modulus (GPa)", "(c)"),
+                                (ax_d, "energy_per_atom_eV", "total energy (eV/atom)", "(d)")):
+        ax.hist(table[col], bins=bins, color="tab:blue", edgecolor="white")
+        ax.set_xlabel(label)
+        ax.set_ylabel("compounds")
+        ax.set_title(f"{tag} {label.split(' (')[0]}")
+    for ax in axes.flat:
+        ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+    if title:
+        fig.suptitle(title)
     return fig
 
 
