@@ -417,7 +417,7 @@ def _protocol(build, a_guess: float, mult: int, cid: str, settings: DFTSettings,
     from ase.eos import EquationOfState
     from ase.units import GPa
 
-    t0 = time.time()
+    t0, c0 = time.time(), time.process_time()
     txt = log if log is not None else os.devnull
     n_scf = 0
     atoms_guess = build(a_guess)
@@ -524,6 +524,7 @@ def _protocol(build, a_guess: float, mult: int, cid: str, settings: DFTSettings,
         "field_min": float(rho.min()),
         "n_scf": n_scf,
         "wall_s": time.time() - t0,
+        "cpu_s": time.process_time() - c0,  # CPU seconds of this (single-threaded) process
         "settings": asdict(settings),
         "code": _code_versions(),
         "status": "ok",
