@@ -355,3 +355,14 @@ def test_real_embedded_dataset():
         for id_, loader in ds.items():
             f = loader()
             assert f.n_electrons == pytest.approx(ds.table.loc[id_, "field_electrons"], rel=1e-4), id_
+
+
+def test_dataset_card_matches_the_files(tmp_path):
+    """data/README.md is what the generator writes from records/ and failures/ now."""
+    from leanecd.dft import write_card
+
+    root = default_embedded_root()
+    if not (root / "records").is_dir():
+        pytest.skip("no embedded dataset")
+    fresh = write_card(root, card=tmp_path / "card.md").read_text()
+    assert fresh == (root.parent / "README.md").read_text(), "run `leanecd-dft labels --out data/embedded`"
