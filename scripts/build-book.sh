@@ -7,6 +7,7 @@ scripts/setup-env.sh
 export LEANECD_MODE="${LEANECD_MODE:-quick}"
 echo "[book] executing notebooks (LEANECD_MODE=$LEANECD_MODE) and building HTML"
 start=$(date +%s)
-.venv/bin/jupyter-book build . --builder html -W --keep-going
+# --all: rebuild every page, so every notebook runs again on the current data
+.venv/bin/jupyter-book build . --builder html --all -W --keep-going
 echo "[book] built in $(( $(date +%s) - start )) s"
 echo "[book] the site is at $(pwd)/_build/html/index.html"
