@@ -10,7 +10,10 @@ For every compound this module
    re-centred again if the minimum is at an edge;
    Compounds with Mn, Fe, Co, Ni or Cr start the coarse scan spin-polarised from a
    ferromagnetic start; if no local moment survives it (all < 0.05 μB), the
-   production scan runs spin-paired (the same solution, at half the cost);
+   production scan runs spin-paired (the same solution, at half the cost).
+   Each spin-paired SCF of a scan starts from the wave functions and density of the
+   previous volume (GPAW's plane-wave morph; same cutoff and k mesh, so the converged
+   energy is the same as from scratch; since compound 167);
 3. fits a Birch–Murnaghan E(V) (ASE) for a0 (Å), B (GPa), B′ and E0;
 4. runs one more SCF at a0 and stores its charge density and total energy per atom;
 5. checks the quality gates and writes ``fields/<id>.npz`` then
@@ -71,6 +74,10 @@ class DFTSettings:
     max_electron_error: float = 1e-3  #: gate: |∫ρ − N_valence| / N_valence
     spin_collapse_muB: float = 0.05  #: spin-paired production if every local moment of the coarse scan is below this (μB)
     maxiter: int = 300
+    #: spin-paired SCFs of a scan start from the previous volume's wave functions and density
+    #: (GPAW's plane-wave "morph"; same k mesh and cutoff, so the converged energy is unchanged);
+    #: spin-polarised SCFs always start from the ferromagnetic guess. False before compound 167.
+    reuse_wavefunctions: bool = True
 
 
 # --------------------------------------------------------------------------- prototypes
@@ -245,14 +252,24 @@ def cost_weight(prototype: str, species: tuple) -> float:
     return w * (2.5 if any(s in MAGNETIC for s in species) else 1.0)
 
 
+#: The paper's compounds by number of elements (15 + 494 + 947 + 93): the plan's target mix.
+PAPER_COMPOSITION = {1: 15, 2: 494, 3: 947, 4: 93}
+
+
 def plan(seed: int = 0) -> list[dict]:
     """Order in which compounds are computed: a seeded shuffle within each prototype,
-    interleaved so that the first 200 cover every prototype, cheap prototypes more often
-    (priority = rank × cost^0.75; the exponent was 0.5 for the first 53 compounds)."""
+    interleaved so that cheap prototypes come often and the mix of unary / binary /
+    ternary / quaternary compounds moves toward the paper's. Priority of a prototype's
+    k-th compound = k × cost^0.75 / (the paper's share of its number of elements).
+
+    History (what the files in ``data/embedded`` were computed under): compounds 1–53
+    with k × cost^0.5, 54–166 with k × cost^0.75, both without the composition share;
+    the share was added at 166 so that ternaries become the largest group."""
     rng = random.Random(seed)
     by_proto: dict[str, list] = {}
     for proto, sp in candidate_compounds():
         by_proto.setdefault(proto, []).append(sp)
+    total = sum(PAPER_COMPOSITION.values())
     queue = []
     seen = set()
     for proto, lst in by_proto.items():
@@ -262,7 +279,8 @@ def plan(seed: int = 0) -> list[dict]:
             if cid in seen:
                 continue
             seen.add(cid)
-            priority = (rank + 1) * cost_weight(proto, sp) ** 0.75
+            share = PAPER_COMPOSITION[len(set(sp))] / total
+            priority = (rank + 1) * cost_weight(proto, sp) ** 0.75 / share
             queue.append((priority, cid, proto, sp))
     queue.sort()
     return [{"id": cid, "prototype": proto, "species": list(sp)} for _, cid, proto, sp in queue]
@@ -316,25 +334,32 @@ def _kmesh(atoms, density: float) -> list[int]:
     return [int(k) for k in kptdensity2monkhorstpack(atoms, kptdensity=density, even=False)]
 
 
-def _energy(build, a, settings, kpts, txt, coarse=False, spin=False):
+def _energy(build, a, settings, kpts, txt, coarse=False, spin=False, previous=None):
     """SCF total energy (eV) of ``build(a)``; spin-polarised from a ferromagnetic start if ``spin``.
 
-    An SCF that does not converge is retried once with a damped mixer (same physics,
-    slower but steadier); if that fails too, :class:`DFTError` says so."""
-    first = None
-    for gentle in (False, True):
+    ``previous``: the calculator of the scan's last SCF; a spin-paired SCF starts from its
+    wave functions (``settings.reuse_wavefunctions``). An SCF that does not converge is
+    retried from scratch, then with a damped mixer (same physics, slower but steadier);
+    if every attempt fails, :class:`DFTError` says so. Returns ``(energy, atoms)``; pass
+    ``atoms.calc`` as ``previous`` to the next call."""
+    attempts = ["default", "damped"]
+    if previous is not None and not spin and settings.reuse_wavefunctions:
+        attempts.insert(0, "reused")
+    errors = []
+    for how in attempts:
         atoms = build(a)
         if spin:
             atoms.set_initial_magnetic_moments([MAGNETIC.get(s, 0.0) for s in atoms.get_chemical_symbols()])
-        atoms.calc = _calculator(settings, kpts, spin, txt, coarse, gentle=gentle)
+        if how == "reused":
+            atoms.calc = previous
+        else:
+            atoms.calc = _calculator(settings, kpts, spin, txt, coarse, gentle=how == "damped")
         try:
             return atoms.get_potential_energy(), atoms
         except Exception as exc:  # GPAW's KohnShamConvergenceError and friends
-            msg = f"{type(exc).__name__}: {exc}".rstrip(": ")
-            if first is None:
-                first = msg
-                continue
-            raise DFTError(f"SCF failed at a = {a:.4f} Å: {first}; again with a damped mixer: {msg}") from None
+            errors.append(f"{how} start: " + f"{type(exc).__name__}: {exc}".rstrip(": "))
+    raise DFTError(f"SCF failed at a = {a:.4f} Å ({len(errors)} attempts, the last with a damped mixer): "
+                   + "; ".join(errors))
 
 
 def _moments(atoms, spin: bool) -> tuple[float, float]:
@@ -427,11 +452,13 @@ def _protocol(build, a_guess: float, mult: int, cid: str, settings: DFTSettings,
     ck = _kmesh(atoms_guess, settings.coarse_kpt_density)
     pts, coarse_local = {}, 0.0
     centre = a_guess
+    prev = None  # the last SCF's calculator (its wave functions start the next spin-paired SCF)
     for _ in range(8):
         for s in settings.bracket_steps:
             a = round(centre * s, 6)
             if a not in pts:
-                e, at = _energy(build, a, settings, ck, txt, coarse=True, spin=magnetic)
+                e, at = _energy(build, a, settings, ck, txt, coarse=True, spin=magnetic, previous=prev)
+                prev = at.calc
                 pts[a] = e
                 coarse_local = max(coarse_local, _moments(at, magnetic)[1])
                 n_scf += 1
@@ -451,12 +478,14 @@ def _protocol(build, a_guess: float, mult: int, cid: str, settings: DFTSettings,
     kpts = _kmesh(build(a_est), settings.kpt_density)
     v_est = a_est**3
     vols, ens, edges = [], [], []
+    prev = None  # coarse and production differ in cutoff and k mesh: nothing to reuse
     for attempt in range(4):
         for s in settings.volume_steps:
             a = round((v_est * s) ** (1 / 3), 6)
             if a in edges:
                 continue
-            e, _ = _energy(build, a, settings, kpts, txt, spin=spin)
+            e, at = _energy(build, a, settings, kpts, txt, spin=spin, previous=prev)
+            prev = at.calc
             n_scf += 1
             edges.append(a)
             vols.append(build(a).get_volume())
@@ -488,7 +517,7 @@ def _protocol(build, a_guess: float, mult: int, cid: str, settings: DFTSettings,
         raise DFTError(f"fit residual {rms_meV:.3f} meV/atom exceeds {settings.max_fit_rms_meV}")
     a0 = float((v0 * mult) ** (1 / 3))
     # 3. the field at equilibrium
-    e_eq, atoms = _energy(build, a0, settings, kpts, txt, spin=spin)
+    e_eq, atoms = _energy(build, a0, settings, kpts, txt, spin=spin, previous=prev)
     n_scf += 1
     calc = atoms.calc
     rho = calc.get_pseudo_density()  # pseudo density + compensation charges, e/Å³
@@ -573,6 +602,45 @@ def run_one(entry: dict, out: str | os.PathLike, settings: DFTSettings = DFTSett
     out = Path(out)
     cid = entry["id"]
     t0 = time.time()
+    if (out / "records" / f"{cid}.json").exists():
+        return {"id": cid, "status": "skipped", "reason": "already computed"}
+    claim = _claim(out, cid)
+    if claim is None:
+        return {"id": cid, "status": "skipped", "reason": "in progress in another process"}
+    try:
+        return _run_one_claimed(entry, out, settings, t0)
+    finally:
+        claim.unlink(missing_ok=True)
+
+
+def _claim(out: Path, cid: str) -> Path | None:
+    """Mark ``cid`` as in progress (``out/.claims/<id>.pid``, created exclusively), so that
+    two batches on one directory never compute the same compound; a claim whose process
+    is gone (killed batch) is taken over. Returns the claim file, or None if it is held."""
+    d = out / ".claims"
+    d.mkdir(parents=True, exist_ok=True)
+    path = d / f"{cid}.pid"
+    for _ in range(2):
+        try:
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+        except FileExistsError:
+            try:
+                pid = int(path.read_text().strip() or 0)
+                os.kill(pid, 0)
+                return None  # alive: someone else is computing it
+            except (ValueError, ProcessLookupError, FileNotFoundError):
+                path.unlink(missing_ok=True)  # stale claim of a killed process
+                continue
+            except PermissionError:
+                return None
+        with os.fdopen(fd, "w") as fh:
+            fh.write(str(os.getpid()))
+        return path
+    return None
+
+
+def _run_one_claimed(entry: dict, out: Path, settings: DFTSettings, t0: float) -> dict:
+    cid = entry["id"]
     logdir = out / "logs"
     logdir.mkdir(parents=True, exist_ok=True)
     try:
