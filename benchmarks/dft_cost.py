@@ -47,6 +47,13 @@ def main() -> None:
     print(f"\nnon-magnetic binaries: {len(nm2)} compounds, median {nm2['core_s'].median():.0f} core-s "
           f"({nm2['core_s'].median() / 60:.2f} core-min; target ≤ 2)"
           + (f"; CPU-timed only: {len(cpu)} compounds, median {cpu.median():.0f} s" if len(cpu) else ""))
+    df["reuse"] = df["settings"].map(lambda st: bool(st.get("reuse_wavefunctions")))
+    if df["reuse"].any():
+        timed = df[df["cpu_s"].notna() & ~df["spin_polarized"].astype(bool)]
+        r = timed.pivot_table(index="prototype", columns="reuse", values="cpu_s", aggfunc=["median", "count"])
+        print("\nspin-paired, CPU-timed: median CPU-s by protocol (reuse_wavefunctions False = 0.1.0, True = 0.2.0;"
+              " different compounds, so a rough comparison; benchmarks/dft_reuse.py measures the same SCFs both ways):")
+        print(r.round(0).to_string())
     print(f"\n{len(df)} compounds, {df['core_s'].sum() / 3600:.2f} core-hours in all, "
           f"median {df['core_s'].median():.0f} core-s per compound, {df['n_scf'].sum()} SCF runs")
 

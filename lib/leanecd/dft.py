@@ -50,7 +50,7 @@ from .io import ECDField
 from .store import read_json, save_field, write_json
 
 DATASET_NAME = "leanecd-gpaw-cubic"
-DATASET_VERSION = "0.1.0"
+DATASET_VERSION = "0.2.0"  #: the protocol's version; the loaded data's is "<this>+<n>cpd"
 
 #: Elements whose compounds start spin-polarised from a ferromagnetic start (as JARVIS), with these
 #: initial moments (μB). The production scan and the field stay spin-polarised only if some local
@@ -797,6 +797,7 @@ def main(argv=None) -> int:
         settings = DFTSettings(**{k: tuple(v) if isinstance(v, list) else v for k, v in json.loads(args.settings).items()}) if args.settings else DFTSettings()
         print(json.dumps(run_one(json.loads(args.entry), args.out, settings)))
     elif args.cmd == "labels":
+        write_dataset_json(Path(args.out))
         print(write_labels(args.out))
         print(write_card(args.out))
     return 0
@@ -811,6 +812,16 @@ def _hist_rows(values, bins=12, width=30):
     top = max(counts.max(), 1)
     return [f"| {lo:9.3g} – {hi:<9.3g} | {c:4d} | `{'█' * int(round(width * c / top))}` |"
             for lo, hi, c in zip(edges[:-1], edges[1:], counts)]
+
+
+def _core_s(rec: dict) -> float:
+    """Core-seconds of one compound: CPU seconds of its single-threaded process, else wall seconds."""
+    return float(rec.get("cpu_s") or rec["wall_s"])
+
+
+def _protocol_counts(recs: list[dict]) -> str:
+    reused = sum(bool(r["settings"].get("reuse_wavefunctions")) for r in recs)
+    return f"{reused} compounds were computed with it, {len(recs) - reused} without"
 
 
 def write_card(out: str | os.PathLike = "data/embedded", card: str | os.PathLike | None = None) -> Path:
@@ -837,7 +848,8 @@ def write_card(out: str | os.PathLike = "data/embedded", card: str | os.PathLike
         "n_compounds": str(n),
         "n_failures": str(len(fails)),
         "n_elements": str(len(elements)),
-        "version": meta["version"],
+        "version": f"{meta['version']}+{n}cpd",  # as leanecd.data.load_dataset reports it
+        "protocol_counts": _protocol_counts(recs),
         "settings": "\n".join(f"| `{k}` | {v} |" for k, v in meta["settings"].items()),
         "spacegroups": "\n".join(f"| {s} ({num}) | {c} |" for (num, s), c in sorted(sg.items())),
         "n_species": "\n".join(f"| {names.get(k, k)} | {c} |" for k, c in sorted(ne.items())),
@@ -848,8 +860,9 @@ def write_card(out: str | os.PathLike = "data/embedded", card: str | os.PathLike
         "hist_E": "\n".join(_hist_rows([r["energy_per_atom_eV"] for r in recs])) if recs else "",
         "failures": "\n".join(f"| {f['id']} | {f.get('reason', '')[:150]} |" for f in fails) or "| – | none |",
         "versions": ", ".join(f"{k} {v}" for k, v in (recs[0]["code"].items() if recs else [])),
-        "timing": (f"{np.sum([r['wall_s'] for r in recs]) / 3600:.1f} core-hours in all, median "
-                   f"{np.median([r['wall_s'] for r in recs]):.0f} s per compound") if recs else "",
+        "timing": (f"{np.sum([_core_s(r) for r in recs]) / 3600:.1f} core-hours in all, median "
+                   f"{np.median([_core_s(r) for r in recs]):.0f} core-s per compound (CPU seconds where "
+                   f"recorded, else wall seconds; by prototype: `benchmarks/dft_cost.py`)") if recs else "",
     }
     text = template
     for k, v in lines.items():
