@@ -30,13 +30,17 @@ def main(ids: list[str]) -> int:
         out = {"id": cid, "stored": {k: old.get(k) for k in KEYS}, "recomputed": {k: new.get(k) for k in KEYS},
                "relative_B_difference": rel_b,
                "energy_difference_eV_per_atom": new["energy_per_atom_eV"] - old["energy_per_atom_eV"],
-               "stored_wall_s": old["wall_s"], "recomputed_cpu_s": new["cpu_s"], "recomputed_wall_s": new["wall_s"],
+               "stored_wall_s": old["wall_s"], "stored_cpu_s": old.get("cpu_s"),
+               "recomputed_cpu_s": new["cpu_s"], "recomputed_wall_s": new["wall_s"],
+               "stored_protocol": dft.protocol_version(old), "recomputed_protocol": dft.protocol_version(new),
                "recomputed_code": new["code"]}
         write_json(ROOT / "benchmarks" / "output" / f"dft_recompute-{cid}.json", out)
         print(f"{cid}: B {old['bulk_modulus_GPa']:.3f} -> {new['bulk_modulus_GPa']:.3f} GPa ({100 * rel_b:+.4f} %), "
               f"E/atom {old['energy_per_atom_eV']:.6f} -> {new['energy_per_atom_eV']:.6f} eV, "
               f"spin-polarised {old['spin_polarized']} -> {new['spin_polarized']}, "
-              f"{old['wall_s']:.0f} s wall (stored) vs {new['cpu_s']:.0f} CPU-s now")
+              f"SCFs {old['n_scf']} -> {new['n_scf']}, stored {old.get('cpu_s') or old['wall_s']:.0f} "
+              f"{'CPU' if old.get('cpu_s') else 'wall'}-s vs {new['cpu_s']:.0f} CPU-s now "
+              f"(protocol {dft.protocol_version(old)} -> {dft.protocol_version(new)})")
     print(f"largest |ΔB/B| = {100 * worst:.4f} % (limit 3 %)")
     return 0 if worst < 0.03 else 1
 

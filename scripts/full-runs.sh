@@ -6,11 +6,17 @@
 #
 #   scripts/full-runs.sh                 # everything below, skipping finished runs
 #   RUNS="A-bulk_modulus_GPa" scripts/full-runs.sh   # a subset (names as below)
+#   LC_FRACTIONS="0.25 0.5" scripts/full-runs.sh      # other learning-curve points ("" = none)
 #
 # Each run writes results/<model>-<target>-e650-cv9-<device>/ (config, splits, metrics,
 # predictions, best weights); a run whose metrics.json exists is skipped, so the script
 # resumes after an interruption. Commit the run directories (weights of the folds and
 # last.pt are ignored by git).
+#
+# Learning curve: Model A, final fit only, on nested shares LC_FRACTIONS of the 90 %
+# (results/learning-curve/A-<target>-f<fraction>-e650-<device>/). Same seed, data and
+# test fraction as the main runs, so the test set is theirs and the main run's final
+# fit is the point at fraction 1.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup-env.sh
@@ -21,6 +27,7 @@ FOLDS=${FOLDS:-9}
 RESULTS=${RESULTS:-results}
 ALL="A-bulk_modulus_GPa A-energy_per_atom_eV B-bulk_modulus_GPa B-energy_per_atom_eV C-bulk_modulus_GPa C-energy_per_atom_eV"
 RUNS=${RUNS:-$ALL}
+LC_FRACTIONS=${LC_FRACTIONS-0.125 0.25 0.5}
 for run in $RUNS; do
     model=${run%%-*}
     target=${run#*-}
@@ -29,6 +36,15 @@ for run in $RUNS; do
     echo "== $dir"
     $PY -m leanecd.train --model "$model" --target "$target" --dataset embedded --run-dir "$dir" \
         --epochs "$EPOCHS" --folds "$FOLDS" --mode full --device "$DEVICE" --no-progress
+done
+for target in bulk_modulus_GPa energy_per_atom_eV; do
+    for fraction in $LC_FRACTIONS; do
+        dir=$RESULTS/learning-curve/A-${target}-f${fraction}-e${EPOCHS}-${DEVICE}
+        if [[ -f $dir/metrics.json ]]; then echo "done: $dir"; continue; fi
+        echo "== $dir"
+        $PY -m leanecd.train --model A --target "$target" --dataset embedded --run-dir "$dir" \
+            --epochs "$EPOCHS" --final-only --train-fraction "$fraction" --mode full --device "$DEVICE" --no-progress
+    done
 done
 # baselines on the split of Model A's runs: training mean, composition random forest,
 # and the heavy Zhao et al. 3D-CNN on the raw density (same protocol)

@@ -107,6 +107,7 @@ def test_real_gpaw_smoke_run_end_to_end(tmp_path):
     assert rec["n_valence"] == 3.0
     assert abs(field.n_electrons - 3.0) < 3e-3  # float32 storage
     assert 3.7 < rec["a0_A"] < 4.4 and rec["bulk_modulus_GPa"] > 0
+    assert rec["a_guess_A"] == pytest.approx(dft.guess_lattice_constant("fcc", ("Al",)) * dft.GUESS_SCALE["fcc"])
     assert rec["eos_points_used"] >= 5 and rec["spacegroup"] == 225 and rec["cell"] == "primitive"
     np.testing.assert_allclose(np.linalg.det(field.lattice), rec["a0_A"] ** 3 / 4, rtol=1e-9)
 
@@ -251,3 +252,19 @@ def test_claims_keep_two_batches_off_the_same_compound(tmp_path):
     with pytest.raises(KeyError):  # the claim is taken and the work really starts ...
         dft.run_one(bogus, tmp_path)
     assert not (claims / "X-nowhere.pid").exists()  # ... and the claim is released even when it fails
+
+
+def test_coarse_grid_scan_reaches_the_same_minimum_with_fewer_scfs():
+    """Started 12 % too large, the grid scan (one new point per 4 % step) needs fewer
+    coarse SCFs than re-centred 3-point brackets (two new points per step) and finds
+    the same equilibrium; the calibrated guess moves a Heusler's start toward its a0."""
+    from ase.build import bulk
+
+    start = bulk("Al", "fcc", a=4.04 * 1.12)
+    grid, _ = dft.compute_structure(start, "Al-grid", TINY)
+    old, _ = dft.compute_structure(start, "Al-old", replace(TINY, bracket_grid=False))
+    coarse = lambda r: r["n_scf"] - len(r["eos_volumes_A3"]) - 1  # noqa: E731
+    assert coarse(grid) < coarse(old), (coarse(grid), coarse(old))
+    assert abs(grid["a0_A"] / old["a0_A"] - 1) < 5e-3
+    assert abs(grid["bulk_modulus_GPa"] / old["bulk_modulus_GPa"] - 1) < 0.03
+    assert dft.GUESS_SCALE["heusler"] < 1 and set(dft.GUESS_SCALE) == {e["prototype"] for e in dft.plan()}

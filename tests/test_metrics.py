@@ -65,8 +65,8 @@ def test_per_sample_nmae_and_fractions():
 
 
 def write_run(d: Path, rows, model="A", targets=("bulk_modulus_GPa",), epochs=20, folds=0, mode="quick",
-              metrics=None):
-    """A run directory in train.fit's layout with the given prediction rows."""
+              metrics=None, **settings):
+    """A run directory in train.fit's layout with the given prediction rows (``settings``: more config entries)."""
     d.mkdir(parents=True, exist_ok=True)
     with open(d / "predictions.csv", "w", newline="") as fh:
         w = csv.writer(fh, lineterminator="\n")
@@ -76,7 +76,7 @@ def write_run(d: Path, rows, model="A", targets=("bulk_modulus_GPa",), epochs=20
     prov = {"device": "cpu", "device_name": "cpu (test)", "dataset_version": "test", "git_commit": "0" * 40,
             "timestamp_utc": "2026-01-01T00:00:00Z"}
     cfg = {"config": {"model": model, "targets": list(targets), "epochs": epochs, "folds": folds, "mode": mode,
-                      "seed": 0, "test_fraction": 0.1},
+                      "seed": 0, "test_fraction": 0.1, **settings},
            "shortcuts": ["synthetic test run"], "provenance": prov,
            "data": {"n_samples": len({r[0] for r in rows}), "input_shape": [51, 51, 51]}}
     (d / "config.json").write_text(json.dumps(cfg))
@@ -235,6 +235,71 @@ def test_fit_metrics_equal_recomputation(tmp_path):
     fit(X, y, cfg, tmp_path / "run", ids=[f"c{i}" for i in range(16)], progress=False)
     report = M.check_run(tmp_path / "run", atol=1e-9)
     assert set(report) >= {"cv_mae", "train_mae", "test_mae", "test_nmae"}
+
+
+# ---------------------------------------------------------------- learning curve
+
+
+def test_learning_curve_from_real_runs(tmp_path, capsys):
+    """Two tiny real fits (SYNTHETIC features, 1 epoch, CPU) at train_fraction 0.5 and 1."""
+    import matplotlib
+    import torch
+
+    from leanecd import plots
+    from leanecd.train import TrainConfig, fit
+
+    matplotlib.use("Agg")
+    torch.set_num_threads(1)
+    rng = np.random.default_rng(0)
+    X = rng.random((22, 19, 19, 19), dtype=np.float32)
+    y = 100 * X.mean(axis=(1, 2, 3)) + rng.normal(0, 1, 22)
+    ids = [f"c{i}" for i in range(22)]
+    results = tmp_path / "results"
+    for f, d in ((0.5, results / "learning-curve" / "A-f0.5"), (1.0, results / "A-full")):
+        cfg = TrainConfig(model="A", targets=("bulk_modulus_GPa",), epochs=1, batch_size=8, final_only=True,
+                          train_fraction=f, mode="full", device="cpu")
+        fit(X, y, cfg, d, ids=ids, progress=False)
+    # a full-data run on another test set (other seed) is not part of the curve, and says so
+    other = write_run(results / "A-other-split", synthetic_rows(folds=0), epochs=1)
+    df = M.learning_curve(results)
+    assert "A-other-split" in capsys.readouterr().out
+    assert list(df.columns) == M.LEARNING_CURVE_COLUMNS
+    assert list(df["run"]) == ["A-f0.5", "A-full"] and list(df["train_fraction"]) == [0.5, 1.0]
+    assert list(df["n_train"]) == [10, 20] and list(df["n_test"]) == [2, 2]
+    assert set(df["model"]) == {"A"} and set(df["target"]) == {"bulk_modulus_GPa"} and set(df["epochs"]) == {1}
+    for _, row in df.iterrows():
+        rec = M.recompute(M.read_run(results / ("learning-curve/A-f0.5" if row["train_fraction"] < 1 else "A-full"))
+                          .predictions)
+        assert row["test_mae"] == pytest.approx(rec["test_mae"]["bulk_modulus_GPa"], abs=1e-12)
+        assert row["test_nmae"] == pytest.approx(rec["test_nmae"]["bulk_modulus_GPa"], abs=1e-12)
+    assert M.learning_curve(results, model="B").empty
+    assert M.learning_curve(results, target="energy_per_atom_eV").empty
+    assert M.learning_curve([other]).empty  # no run with train_fraction < 1: no curve
+    fig = plots.learning_curve(df)
+    assert len(fig.axes) == 1 and fig.axes[0].get_xscale() == fig.axes[0].get_yscale() == "log"
+
+
+def test_learning_curve_refuses_mixed_test_sets(tmp_path):
+    rows = synthetic_rows(folds=0)
+    a = write_run(tmp_path / "A-f0.5", rows, train_fraction=0.5)
+    # the same compounds, one test compound swapped with a training one: another test set
+    swap = {"X0-proto": "train", "X5-proto": "test"}
+    b = write_run(tmp_path / "A-f0.25", [(r[0], swap.get(r[0], r[1]), *r[2:]) for r in rows], train_fraction=0.25)
+    assert M.read_run(a).train_fraction == 0.5 and M.read_run(b).ids("test") != M.read_run(a).ids("test")
+    with pytest.raises(LeanECDError, match="different test sets"):
+        M.learning_curve(tmp_path)
+    assert len(M.learning_curve([a])) == 1
+    # other epochs make another curve, not a mixed one
+    c = write_run(tmp_path / "other-epochs" / "A-f0.25", [(r[0], swap.get(r[0], r[1]), *r[2:]) for r in rows],
+                  epochs=5, train_fraction=0.25)
+    assert sorted(M.learning_curve([a, c])["epochs"]) == [5, 20]
+
+
+def test_tables_prefer_full_data_runs_to_learning_curve_points(tmp_path):
+    rows = synthetic_rows(folds=0)
+    write_run(tmp_path / "A-f0.5-long", rows, epochs=650, train_fraction=0.5)
+    write_run(tmp_path / "A-full-short", rows, epochs=5)
+    assert M.select_runs(M.find_runs(tmp_path))[("A", "bulk_modulus_GPa")].name == "A-full-short"
 
 
 # ---------------------------------------------------------------- the stored results

@@ -30,6 +30,7 @@ from leanecd.train import (
     read_history,
     resolve_config,
     split_indices,
+    train_subset,
 )
 
 matplotlib.use("Agg")
@@ -288,3 +289,95 @@ def test_final_only_skips_cv_and_says_so(tmp_path, capsys):
     assert full["final_only"] is False and full["protocol"].startswith("2-fold cross-validation")
     with pytest.raises(LeanECDError, match="final_only"):
         resolve_config(TrainConfig(final_only=True, folds=3, mode="full"))
+
+
+# ---------------------------------------------------------------- learning curves: train_fraction
+
+
+def test_train_subset_is_nested_and_seeded():
+    trainval, _ = split_indices(1410, seed=0)
+    quarter, half, whole = (train_subset(trainval, f, seed=0) for f in (0.25, 0.5, 1.0))
+    assert (len(quarter), len(half)) == (round(0.25 * 1269), round(0.5 * 1269))
+    assert np.array_equal(whole, trainval)
+    assert np.isin(quarter, half).all() and np.isin(half, trainval).all()
+    assert np.array_equal(quarter, np.sort(quarter)) and len(np.unique(quarter)) == len(quarter)
+    assert np.array_equal(train_subset(trainval, 0.25, seed=0), quarter)
+    assert not np.array_equal(train_subset(trainval, 0.25, seed=1), quarter)
+    with pytest.raises(LeanECDError, match="at least 2"):
+        train_subset(np.arange(10), 0.1)
+
+
+@pytest.mark.parametrize("fraction", [0, -0.5, 1.5, float("nan"), "0.5"])
+def test_invalid_train_fraction_is_refused(fraction):
+    with pytest.raises(LeanECDError, match=f"train_fraction .*{fraction!r}"):
+        resolve_config(TrainConfig(train_fraction=fraction, mode="full"))
+
+
+def test_train_fraction_nests_training_sets_and_keeps_the_test_set(tmp_path, capsys):
+    X, y = synthetic(n=28)
+    ids = [f"syn-{i}" for i in range(28)]
+    splits, metrics = {}, {}
+    for f in (0.25, 0.5, 1.0):
+        cfg = TrainConfig(model="A", targets=("synthetic",), epochs=1, batch_size=8, final_only=True,
+                          max_samples=24, train_fraction=f, mode="full")
+        metrics[f] = fit(X, y, cfg, tmp_path / f"f{f}", ids=ids, progress=False).metrics
+        splits[f] = json.loads((tmp_path / f"f{f}" / "splits.json").read_text())
+    assert f"training on {round(0.25 * 22)} of 22 train+CV samples" in capsys.readouterr().out
+    # max_samples first (same subset), then the test split (same test set), then the fraction
+    assert splits[0.25]["subset"] == splits[0.5]["subset"] == splits[1.0]["subset"]
+    assert splits[0.25]["test"] == splits[0.5]["test"] == splits[1.0]["test"]
+    assert len(splits[1.0]["test"]) == 2 and len(splits[1.0]["trainval"]) == 22
+    assert set(splits[0.25]["trainval"]) < set(splits[0.5]["trainval"]) < set(splits[1.0]["trainval"])
+    assert [metrics[f]["n_train"] for f in (0.25, 0.5, 1.0)] == [round(0.25 * 22), round(0.5 * 22), 22]
+    assert all(metrics[f]["n_train_full"] == 22 and metrics[f]["train_fraction"] == f for f in metrics)
+    assert "learning-curve point" in metrics[0.5]["protocol"] and "learning-curve" not in metrics[1.0]["protocol"]
+    assert any("train_fraction 0.5" in s for s in metrics[0.5]["shortcuts"])
+    with open(tmp_path / "f0.25" / "predictions.csv") as fh:
+        rows = list(csv.DictReader(fh))
+    train_ids = {r["id"] for r in rows if r["split"] == "train"}
+    assert train_ids == {ids[i] for i in splits[0.25]["trainval"]}
+    assert {r["id"] for r in rows if r["split"] == "test"} == {ids[i] for i in splits[1.0]["test"]}
+
+
+def test_cv_folds_split_the_reduced_training_set(tmp_path):
+    X, y = synthetic(n=24)
+    cfg = TrainConfig(model="A", targets=("synthetic",), epochs=1, folds=2, batch_size=8, train_fraction=0.5,
+                      mode="full")
+    fit(X, y, cfg, tmp_path / "run", progress=False)
+    splits = json.loads((tmp_path / "run" / "splits.json").read_text())
+    assert sorted(sum(splits["folds"], [])) == sorted(splits["trainval"])
+    assert len(splits["trainval"]) == round(0.5 * 22)
+
+
+def test_resume_refuses_a_different_train_fraction(tmp_path):
+    X, y = synthetic(n=20)
+    cfg = TrainConfig(model="A", targets=("synthetic",), epochs=1, folds=0, batch_size=8, train_fraction=0.5,
+                      mode="full")
+    fit(X, y, cfg, tmp_path / "run", progress=False)
+    with pytest.raises(LeanECDError, match="train_fraction: 0.5 -> 0.25"):
+        fit(X, y, TrainConfig(model="A", targets=("synthetic",), epochs=1, folds=0, batch_size=8, train_fraction=0.25,
+                              mode="full"), tmp_path / "run", progress=False)
+    # a run directory written before train_fraction existed resumes as train_fraction 1
+    full = TrainConfig(model="A", targets=("synthetic",), epochs=1, folds=0, batch_size=8, mode="full")
+    fit(X, y, full, tmp_path / "old", progress=False)
+    stored = json.loads((tmp_path / "old" / "config.json").read_text())
+    del stored["config"]["train_fraction"]
+    (tmp_path / "old" / "config.json").write_text(json.dumps(stored))
+    fit(X, y, full, tmp_path / "old", progress=False)
+    with pytest.raises(LeanECDError, match="train_fraction: 1.0 -> 0.5"):
+        fit(X, y, cfg, tmp_path / "old", progress=False)
+
+
+def test_command_line_train_fraction(tmp_path):
+    X, y = synthetic(n=20)
+    np.save(tmp_path / "features.npy", X)
+    with open(tmp_path / "labels.csv", "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["id", "bulk_modulus"])
+        for i, v in enumerate(y):
+            w.writerow([f"syn-{i}", v])
+    main(["--target", "bulk_modulus", "--features", str(tmp_path / "features.npy"), "--labels",
+          str(tmp_path / "labels.csv"), "--run-dir", str(tmp_path / "run"), "--epochs", "1", "--final-only",
+          "--train-fraction", "0.5", "--batch-size", "8", "--mode", "full", "--no-progress"])
+    m = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert m["train_fraction"] == 0.5 and m["n_train"] == 9 and m["n_test"] == 2

@@ -4,8 +4,9 @@ For every compound this module
 
 1. builds the structure from a cubic prototype (FCC-lattice prototypes in their
    **primitive** cell, as JARVIS stores them);
-2. finds the equilibrium lattice constant: a cheap bracketing scan (3 points at
-   coarse settings, re-centred until the minimum is inside), then a production
+2. finds the equilibrium lattice constant: a cheap bracketing scan at coarse
+   settings (3 points on the grid a_guess × 1.04^k, extended one point at a time
+   until the minimum is inside; the guess is calibrated per prototype), then a production
    scan of 5 volumes around it with the **k-point mesh held fixed** for all volumes,
    re-centred again if the minimum is at an edge;
    Compounds with Mn, Fe, Co, Ni or Cr start the coarse scan spin-polarised from a
@@ -50,7 +51,26 @@ from .io import ECDField
 from .store import read_json, save_field, write_json
 
 DATASET_NAME = "leanecd-gpaw-cubic"
-DATASET_VERSION = "0.2.0"  #: the protocol's version; the loaded data's is "<this>+<n>cpd"
+DATASET_VERSION = "0.3.0"  #: the protocol's version; the loaded data's is "<this>+<n>cpd"
+
+#: The protocol's versions: (version, what changed). A record's version is ``record["protocol"]``
+#: (from 0.3.0), else told by its settings (see :func:`protocol_version`).
+PROTOCOL_HISTORY = [
+    ("0.1.0", "every SCF from scratch; the spin rule and the SCF retry added after compound 53, "
+              "CPU times recorded after compound 69"),
+    ("0.2.0", "spin-paired SCFs of a scan start from the previous volume's wave functions (same energies, "
+              "about 18 % less CPU on a metal); the computing order weighted toward the paper's composition"),
+    ("0.3.0", "coarse scan on a 4 % grid extended one point at a time, from a guess calibrated per prototype "
+              "(ternary guesses were 10-15 % too large: 9-11 coarse SCFs)"),
+]
+
+
+def protocol_version(record: dict) -> str:
+    """Protocol version a record was computed with (``record["protocol"]``, else from its settings)."""
+    if "protocol" in record:
+        return record["protocol"]
+    return "0.2.0" if "reuse_wavefunctions" in record.get("settings", {}) else "0.1.0"
+
 
 #: Elements whose compounds start spin-polarised from a ferromagnetic start (as JARVIS), with these
 #: initial moments (μB). The production scan and the field stay spin-polarised only if some local
@@ -78,6 +98,12 @@ class DFTSettings:
     #: (GPAW's plane-wave "morph"; same k mesh and cutoff, so the converged energy is unchanged);
     #: spin-polarised SCFs always start from the ferromagnetic guess. False before compound 167.
     reuse_wavefunctions: bool = True
+    #: coarse scan on the grid a_guess × (bracket_steps[2] / bracket_steps[1])^k, extended one point
+    #: at a time toward the minimum (False: re-centred 3-point brackets, versions 0.1–0.2)
+    bracket_grid: bool = True
+    #: prototype compounds start from the covalent-radii guess × GUESS_SCALE[prototype] (False: unscaled,
+    #: versions 0.1–0.2). Only where the scan starts changes, not what it finds.
+    calibrated_guess: bool = True
 
 
 # --------------------------------------------------------------------------- prototypes
@@ -289,6 +315,14 @@ def plan(seed: int = 0) -> list[dict]:
 # --------------------------------------------------------------------------- one compound
 
 
+#: Median a0 / (covalent-radii guess) of each prototype over the 166 compounds of version 0.1.0,
+#: rounded (frozen: computed once by benchmarks/dft_cost.py's data, not refitted as data grow).
+#: Ternary prototypes came out 10-15 % smaller than the guess and needed 9-11 coarse SCFs.
+GUESS_SCALE = {"antiperovskite": 0.91, "cscl": 0.98, "elpasolite": 0.89, "fcc": 1.02, "fluorite": 1.00,
+               "half-heusler": 0.88, "heusler": 0.90, "inverse-heusler": 0.87, "l12": 0.96, "perovskite": 0.88,
+               "quaternary-heusler": 0.85, "reo3": 0.90, "rocksalt": 1.01, "zincblende": 1.03}
+
+
 def guess_lattice_constant(prototype: str, species: tuple) -> float:
     """Edge (Å) at which no pair of atoms is closer than the sum of their covalent radii.
 
@@ -386,7 +420,8 @@ def compute_compound(prototype: str, species, settings: DFTSettings = DFTSetting
     species = tuple(species)
     p = PROTOTYPES[prototype]
     mult = 4 if p.lattice == "fcc" else 1
-    record, field = _protocol(lambda a: build_atoms(prototype, species, a), guess_lattice_constant(prototype, species),
+    a_guess = guess_lattice_constant(prototype, species) * (GUESS_SCALE.get(prototype, 1.0) if settings.calibrated_guess else 1.0)
+    record, field = _protocol(lambda a: build_atoms(prototype, species, a), a_guess,
                               mult, compound_id(prototype, species), settings, log)
     elements = sorted(set(species))
     record.update({
@@ -448,29 +483,58 @@ def _protocol(build, a_guess: float, mult: int, cid: str, settings: DFTSettings,
     atoms_guess = build(a_guess)
     natoms = len(atoms_guess)
     magnetic = any(s in MAGNETIC for s in atoms_guess.get_chemical_symbols())
-    # 1. bracketing at coarse settings; re-centre until the minimum is inside.
+    # 1. bracketing at coarse settings, extended (or re-centred) until the minimum is inside.
     ck = _kmesh(atoms_guess, settings.coarse_kpt_density)
     pts, coarse_local = {}, 0.0
-    centre = a_guess
     prev = None  # the last SCF's calculator (its wave functions start the next spin-paired SCF)
-    for _ in range(8):
-        for s in settings.bracket_steps:
-            a = round(centre * s, 6)
-            if a not in pts:
-                e, at = _energy(build, a, settings, ck, txt, coarse=True, spin=magnetic, previous=prev)
-                prev = at.calc
-                pts[a] = e
-                coarse_local = max(coarse_local, _moments(at, magnetic)[1])
-                n_scf += 1
+
+    def coarse_point(a):
+        nonlocal prev, coarse_local, n_scf
+        if a not in pts:
+            e, at = _energy(build, a, settings, ck, txt, coarse=True, spin=magnetic, previous=prev)
+            prev = at.calc
+            pts[a] = e
+            coarse_local = max(coarse_local, _moments(at, magnetic)[1])
+            n_scf += 1
+
+    def interior_minimum():
         a_sorted = sorted(pts)
         e_sorted = [pts[a] for a in a_sorted]
         k = int(np.argmin(e_sorted))
         if 0 < k < len(a_sorted) - 1:
             c2, c1, _ = np.polyfit(a_sorted[k - 1 : k + 2], e_sorted[k - 1 : k + 2], 2)
-            a_est = -c1 / (2 * c2) if c2 > 0 else a_sorted[k]
-            break
-        centre = a_sorted[k]
+            return (-c1 / (2 * c2) if c2 > 0 else a_sorted[k]), k, a_sorted
+        return None, k, a_sorted
+
+    a_est = None
+    if settings.bracket_grid:
+        ratio = settings.bracket_steps[2] / settings.bracket_steps[1]
+        grid = lambda k: round(a_guess * ratio**k, 6)  # noqa: E731
+        lo, hi = -1, 1
+        for k in (lo, 0, hi):
+            coarse_point(grid(k))
+        for _ in range(8):
+            a_est, k, _ = interior_minimum()
+            if a_est is not None:
+                break
+            if k == 0:  # lowest at the small edge: one more point below
+                lo -= 1
+                coarse_point(grid(lo))
+            else:
+                hi += 1
+                coarse_point(grid(hi))
+        else:
+            a_est, _, _ = interior_minimum()
     else:
+        centre = a_guess
+        for _ in range(8):
+            for s in settings.bracket_steps:
+                coarse_point(round(centre * s, 6))
+            a_est, k, a_sorted = interior_minimum()
+            if a_est is not None:
+                break
+            centre = a_sorted[k]
+    if a_est is None:
         raise DFTError(f"no energy minimum found between a = {min(pts):.3f} and {max(pts):.3f} Å (coarse scan)")
     # spin polarisation only where a moment survives the coarse scan
     spin = magnetic and coarse_local >= settings.spin_collapse_muB
@@ -557,6 +621,7 @@ def _protocol(build, a_guess: float, mult: int, cid: str, settings: DFTSettings,
         "settings": asdict(settings),
         "code": _code_versions(),
         "status": "ok",
+        "protocol": DATASET_VERSION,
     }
     field = ECDField(rho=rho, lattice=atoms.cell[:], atoms=atoms.copy(), source=f"{DATASET_NAME}:{cid}",
                      meta={"id": cid, "density": "GPAW pseudo density + compensation charges (get_pseudo_density)"})
@@ -824,6 +889,23 @@ def _protocol_counts(recs: list[dict]) -> str:
     return f"{reused} compounds were computed with it, {len(recs) - reused} without"
 
 
+def _versions_table(recs: list[dict]) -> str:
+    from collections import Counter
+
+    n = Counter(protocol_version(r) for r in recs)
+    return "\n".join(f"| {v} | {n.get(v, 0)} | {what} |" for v, what in PROTOCOL_HISTORY)
+
+
+def _size_line(out: Path, n: int) -> str:
+    """Bytes of the committed dataset (records, fields, failures, tables) and the projection to 1,410 compounds."""
+    files = [p for d in ("records", "fields", "failures") for p in (out / d).glob("*") if p.is_file()]
+    files += [p for p in (out / "labels.csv", out / "dataset.json") if p.exists()]
+    total = sum(p.stat().st_size for p in files)
+    per = total / max(n, 1)
+    return (f"{total / 1e6:.1f} MB for {n} compounds ({per / 1e3:.0f} kB each; about "
+            f"{per * 1410 / 1e6:.0f} MB at the paper's 1,410)")
+
+
 def write_card(out: str | os.PathLike = "data/embedded", card: str | os.PathLike | None = None) -> Path:
     """Regenerate the tables of the dataset card (``data/README.md``) from the files.
 
@@ -850,6 +932,8 @@ def write_card(out: str | os.PathLike = "data/embedded", card: str | os.PathLike
         "n_elements": str(len(elements)),
         "version": f"{meta['version']}+{n}cpd",  # as leanecd.data.load_dataset reports it
         "protocol_counts": _protocol_counts(recs),
+        "size": _size_line(out, n),
+        "versions_table": _versions_table(recs),
         "settings": "\n".join(f"| `{k}` | {v} |" for k, v in meta["settings"].items()),
         "spacegroups": "\n".join(f"| {s} ({num}) | {c} |" for (num, s), c in sorted(sg.items())),
         "n_species": "\n".join(f"| {names.get(k, k)} | {c} |" for k, c in sorted(ne.items())),

@@ -22,7 +22,8 @@ fold, target, y_true, y_pred``; split is ``cv`` (out-of-fold predictions of fold
 writes in the same layout. :func:`read_run` reads one; :func:`find_runs` finds them
 all under ``results/``.
 
-:func:`table2` and :func:`table3` RECOMPUTE every number from ``predictions.csv``
+:func:`table2`, :func:`table3` and :func:`learning_curve` (test error against
+training-set size) RECOMPUTE every number from ``predictions.csv``
 (:func:`recompute`); ``metrics.json`` is never the source of a table, only a
 cross-check (:func:`check_run`). Each table carries rows that say exactly what was
 run (epochs, CV folds, train/test sizes, device, mode), taken from the run's own
@@ -66,6 +67,7 @@ __all__ = [
     "table2",
     "table3",
     "error_analysis",
+    "learning_curve",
     "element_counts",
     "target_label",
     "canonical_target",
@@ -285,6 +287,11 @@ class Run:
     def mode(self) -> str:
         return str(self.settings.get("mode") or self.metrics.get("mode") or "?")
 
+    @property
+    def train_fraction(self) -> float:
+        """Share of the 90 % train+CV part the run trained on (1.0 for runs written before the setting existed)."""
+        return float(self.settings.get("train_fraction") or 1.0)
+
     def protocol(self) -> dict:
         """What was run, as the protocol rows of the tables show it (strings)."""
         prov = self.provenance or {}
@@ -410,17 +417,19 @@ def find_runs(results_dir: str | os.PathLike = "results", verbose: bool = True) 
 
 
 def _run_rank(run: Run) -> tuple:
-    """Preference among runs of the same model and target: the paper's protocol (650
-    epochs, 9-fold CV), then with CV, more epochs, more compounds, most recent."""
+    """Preference among runs of the same model and target: all the training data (not a
+    learning-curve point), the paper's protocol (650 epochs, 9-fold CV), then with CV,
+    more epochs, more compounds, most recent."""
     n = run.predictions["id"].nunique()
     epochs = run.epochs if isinstance(run.epochs, int | float) else 0
     paper = epochs == 650 and run.folds == 9
-    return (paper, run.folds > 0, epochs, n, str(run.provenance.get("timestamp_utc", "")))
+    return (run.train_fraction == 1, paper, run.folds > 0, epochs, n, str(run.provenance.get("timestamp_utc", "")))
 
 
 def select_runs(runs: Iterable[Run]) -> dict[tuple[str, str], Run]:
-    """One run per (model, canonical target): the paper's protocol if there is such a run,
-    else one with CV, then the most epochs, the most compounds, the most recent."""
+    """One run per (model, canonical target): a run on all the training data before a
+    learning-curve point (``train_fraction`` < 1), the paper's protocol if there is such
+    a run, else one with CV, then the most epochs, the most compounds, the most recent."""
     best: dict[tuple[str, str], Run] = {}
     for run in runs:
         for t in run.targets:
@@ -715,6 +724,71 @@ def table3(runs, target: str = "bulk_modulus_GPa", literature: bool = True) -> p
     cols = ["model", "input", "dataset", "dataset size", "structures", "trainable parameters", "RMSE (GPa)",
             "epochs", "CV folds", "n train / n test", "device", "source"]
     return pd.DataFrame(rows, columns=cols).set_index("model")
+
+
+# --------------------------------------------------------------------------- learning curve
+
+LEARNING_CURVE_COLUMNS = ["model", "target", "epochs", "train_fraction", "n_train", "n_test", "test_mae",
+                          "test_nmae", "run"]
+
+
+def learning_curve(runs, model: str | None = None, target: str | None = None,
+                   verbose: bool = True) -> pd.DataFrame:
+    """Test error against training-set size, one curve per model, target and epochs.
+
+    ``runs``: a results directory (searched with :func:`find_runs`) or run
+    directories / :class:`Run` objects. A curve is anchored by the runs with
+    ``train_fraction`` < 1 of one (model, target, epochs); they must all share one
+    test set (the same compound ids), else :class:`LeanECDError`. The full-data
+    runs (``train_fraction`` 1) of the same model, target and epochs with that
+    test set add the point at ``train_fraction`` 1 (the preferred one,
+    :func:`select_runs`'s order, if several); those on another test set are left
+    out, with a printed line when ``verbose``. ``model``/``target``: keep only
+    these (default: all). Without any ``train_fraction`` < 1 run the frame is empty.
+
+    Returns a tidy DataFrame with :data:`LEARNING_CURVE_COLUMNS`: test_mae in the
+    target's units, test_nmae in %, both recomputed from ``predictions.csv``;
+    n_train and n_test are compounds; sorted by model, target, epochs, n_train.
+    """
+    is_results_dir = isinstance(runs, str | os.PathLike) and not (Path(runs) / "metrics.json").is_file()
+    runs = find_runs(runs, verbose=verbose) if is_results_dir else _as_runs(runs)
+    want = None if target is None else canonical_target(target)
+    curves: dict[tuple, list[tuple[str, Run]]] = {}
+    for r in runs:
+        if r.kind != "cnn" or (model is not None and r.model != model):
+            continue
+        for t in r.targets:
+            if want is None or canonical_target(t) == want:
+                curves.setdefault((r.model, canonical_target(t), r.epochs), []).append((t, r))
+
+    rows = []
+    for (m, t, epochs), members in sorted(curves.items(), key=lambda kv: tuple(map(str, kv[0]))):
+        reduced = [(name, r) for name, r in members if r.train_fraction < 1]
+        if not reduced:
+            continue
+        test_sets = {tuple(r.ids("test")) for _, r in reduced}
+        if len(test_sets) > 1:
+            listing = "; ".join(f"{r.path} ({len(r.ids('test'))} test compounds)" for _, r in reduced)
+            raise LeanECDError(f"learning curve of {model_label(m)}, {target_label(t)}, {epochs} epochs mixes runs "
+                               f"with different test sets, whose errors are not comparable: {listing}; "
+                               "pass only the runs of one curve")
+        test = test_sets.pop()
+        full = [(name, r) for name, r in members if r.train_fraction == 1]
+        same = [(name, r) for name, r in full if tuple(r.ids("test")) == test]
+        if verbose:
+            for _, r in full:
+                if tuple(r.ids("test")) != test:
+                    print(f"{r.path}: test set differs from the learning-curve runs of {model_label(m)}, "
+                          f"{target_label(t)}, {epochs} epochs; left out of that curve")
+        if same:
+            reduced.append(max(same, key=lambda nr: _run_rank(nr[1])))
+        for name, r in reduced:
+            rec = recompute(r.predictions)
+            rows.append({"model": m, "target": t, "epochs": epochs, "train_fraction": r.train_fraction,
+                         "n_train": rec["n_train"], "n_test": rec["n_test"], "test_mae": rec["test_mae"][name],
+                         "test_nmae": rec["test_nmae"][name], "run": r.name})
+    df = pd.DataFrame(rows, columns=LEARNING_CURVE_COLUMNS)
+    return df.sort_values(["model", "target", "epochs", "n_train"], ignore_index=True)
 
 
 # --------------------------------------------------------------------------- error analysis

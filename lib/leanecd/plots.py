@@ -489,3 +489,54 @@ def nmae_histogram(predictions, target: str, split: str = "test", ax=None, bins=
     if title:
         ax.set_title(title, fontsize=10)
     return ax
+
+
+__all__ += ["learning_curve"]
+
+
+def learning_curve(df, title: str | None = None):
+    """Test MAE against the number of training compounds, log–log, one panel per target.
+
+    ``df``: the frame of :func:`leanecd.metrics.learning_curve`; one line per model and
+    epochs in each panel, a marker per run, the x ticks at the training-set sizes.
+    On log–log axes a power law MAE ∝ n^(−a) is a straight line. (Not to be confused
+    with :func:`leanecd.train.plot_learning_curves`, the loss against epoch.)
+    Returns the Figure.
+    """
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import LogFormatter, NullFormatter, ScalarFormatter
+
+    class _PlainLogFormatter(LogFormatter):
+        """Labels the ticks LogFormatter labels, as plain numbers (0.6, not 6e-01)."""
+
+        def __call__(self, x, pos=None):
+            return f"{x:g}" if super().__call__(x, pos) else ""
+
+    from .metrics import model_label, target_label
+
+    targets = list(dict.fromkeys(df["target"]))
+    fig, axes = plt.subplots(1, max(1, len(targets)), figsize=(5.2 * max(1, len(targets)), 3.8),
+                             constrained_layout=True, squeeze=False)
+    for ax, t in zip(axes[0], targets):
+        d = df[df["target"] == t]
+        for (m, epochs), line in d.groupby(["model", "epochs"], sort=True):
+            line = line.sort_values("n_train")
+            ax.plot(line["n_train"], line["test_mae"], marker="o",
+                    label=f"{model_label(m)}, {epochs} epochs (n test = {line['n_test'].iloc[0]})")
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ticks = sorted(set(int(n) for n in d["n_train"]))
+        ax.set_xticks(ticks)
+        ax.xaxis.set_major_formatter(ScalarFormatter())
+        ax.xaxis.set_minor_formatter(NullFormatter())
+        ax.yaxis.set_major_formatter(_PlainLogFormatter(labelOnlyBase=False))
+        ax.yaxis.set_minor_formatter(_PlainLogFormatter(labelOnlyBase=False))
+        ax.set_xlabel("training compounds")
+        ax.set_ylabel(f"test MAE, {target_label(t)}")
+        ax.legend(fontsize="small")
+    if not targets:
+        axes[0, 0].text(0.5, 0.5, "no learning-curve runs", ha="center", va="center")
+        axes[0, 0].set_axis_off()
+    if title:
+        fig.suptitle(title)
+    return fig

@@ -19,6 +19,11 @@ Protocol (``full`` mode)
 the final fit on the 90 % (train- and test-MAE, no CV-MAE); ``metrics.json`` says so
 in its ``protocol`` entry, so such a run is not mistaken for the full protocol.
 
+Learning curves: ``train_fraction=f`` (CLI ``--train-fraction``) trains on a nested
+subset of the 90 % train+CV part (:func:`train_subset`) and keeps the test set of the
+full run with the same seed and data, so test-MAEs at different fractions are
+comparable (:func:`leanecd.metrics.learning_curve`).
+
 Weights reported: every fit trains for the fixed number of epochs. The final fit has
 no validation set, so its model is the one after the last epoch (``best.pt`` =
 ``last.pt`` there). For CV-MAE we use the fold models after their last epoch too
@@ -32,7 +37,8 @@ see :func:`protocol`.
 
 Run directory
 -------------
-``config.json`` (settings, shortcuts, provenance), ``splits.json`` (sample indices),
+``config.json`` (settings, shortcuts, provenance), ``splits.json`` (sample indices;
+``trainval`` is the reduced set when ``train_fraction`` < 1),
 ``metrics.json``, ``predictions.csv`` (id, split, fold, target, y_true, y_pred in
 physical units), and one sub-directory per training run, ``fold-1`` … ``fold-K`` and
 ``final``, each with ``best.pt``, ``last.pt`` (weights, optimizer, scheduler, epoch,
@@ -88,6 +94,7 @@ __all__ = [
     "device_select",
     "split_indices",
     "kfold_indices",
+    "train_subset",
     "mae",
     "nmae",
     "fit",
@@ -164,7 +171,13 @@ class TrainConfig:
     ``deterministic`` (default: on for CPU); ``cv_weights`` (``"last"`` or ``"best"``
     weights of each fold for CV-MAE); ``mode`` (``"full"``/``"quick"``, default
     :func:`~leanecd.settings.run_mode`); ``final_only`` (skip the cross-validation:
-    ``folds`` becomes 0 and ``metrics.json`` labels the run "final fit only").
+    ``folds`` becomes 0 and ``metrics.json`` labels the run "final fit only");
+    ``train_fraction`` (0 < f ≤ 1: the fraction of the 90 % train+CV part used for
+    training, for learning curves; the test set is unchanged, the same as the full
+    run's with the same seed and data, so runs at different fractions are
+    comparable; the subsets are nested (:func:`train_subset`), and the CV folds, if
+    any, split the reduced set). Order of the selections: ``max_samples`` subset,
+    then the test split, then ``train_fraction``.
     """
 
     model: str = "A"
@@ -188,6 +201,7 @@ class TrainConfig:
     cv_weights: str = "last"
     mode: str | None = None
     final_only: bool = False
+    train_fraction: float = 1.0
 
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
@@ -212,6 +226,10 @@ def resolve_config(config: TrainConfig) -> tuple[TrainConfig, list[str]]:
         values["folds"] = 0
         shortcuts.append(f"final fit only: no {full['folds']}-fold cross-validation (the paper's protocol runs it "
                          "before the final fit), so there is no CV-MAE")
+    fraction = _check_train_fraction(config.train_fraction)
+    if fraction < 1:
+        shortcuts.append(f"train_fraction {fraction}: trains on a nested {fraction:.4g} share of the 90 % train+CV "
+                         "part (a learning-curve point); the test set is the full run's")
     for key in FULL_PROTOCOL:
         explicit = getattr(config, key)
         if key in values:
@@ -229,7 +247,7 @@ def resolve_config(config: TrainConfig) -> tuple[TrainConfig, list[str]]:
             if settings[key] != full[key]:
                 shortcuts.append(_shortcut_line(key, full[key], settings[key]))
     targets = (config.targets,) if isinstance(config.targets, str) else tuple(config.targets)
-    resolved = dataclasses.replace(config, mode=mode, targets=targets, **values)
+    resolved = dataclasses.replace(config, mode=mode, targets=targets, train_fraction=fraction, **values)
     if resolved.cv_weights not in ("last", "best"):
         raise LeanECDError(f"cv_weights must be 'last' or 'best', not {resolved.cv_weights!r}")
     if resolved.epochs < 1 or resolved.batch_size < 1:
@@ -270,6 +288,30 @@ def kfold_indices(indices: Sequence[int] | int, folds: int, seed: int = SETTINGS
         train = np.sort(idx[np.concatenate([chunks[j] for j in range(folds) if j != k])])
         out.append((train, val))
     return out
+
+
+def _check_train_fraction(fraction) -> float:
+    if isinstance(fraction, bool) or not isinstance(fraction, int | float | np.floating) or not 0 < fraction <= 1:
+        raise LeanECDError(f"train_fraction must be a number with 0 < train_fraction <= 1, not {fraction!r}")
+    return float(fraction)
+
+
+def train_subset(trainval: Sequence[int], fraction: float, seed: int = SETTINGS.seed) -> np.ndarray:
+    """The first ``round(fraction * len(trainval))`` of a seeded permutation of ``trainval``, sorted.
+
+    The permutation depends on ``seed`` and ``trainval`` only, so the subsets are
+    nested: a smaller fraction's subset lies inside a larger one's. ``fraction = 1``
+    returns ``trainval`` itself. At least 2 samples must remain.
+    """
+    idx = np.asarray(trainval, dtype=np.int64)
+    if _check_train_fraction(fraction) == 1:
+        return idx
+    n_keep = int(round(fraction * len(idx)))
+    if n_keep < 2:
+        raise LeanECDError(f"train_fraction {fraction} of {len(idx)} train+CV samples leaves {n_keep}; "
+                           "need at least 2 training samples")
+    perm = np.random.default_rng(seed + 1_299_709).permutation(len(idx))
+    return np.sort(idx[perm[:n_keep]])
 
 
 # --------------------------------------------------------------------------- metrics
@@ -693,7 +735,9 @@ def provenance(device: torch.device | None = None, dataset_version: str | None =
 
 
 _RESUME_KEYS = ("model", "targets", "batch_size", "lr", "T_0", "T_mult", "eta_min", "dropout", "seed",
-                "folds", "test_fraction", "max_samples", "cv_weights")
+                "folds", "test_fraction", "max_samples", "cv_weights", "train_fraction")
+#: Values of resume keys added later, for a config.json written before they existed.
+_RESUME_DEFAULTS = {"train_fraction": 1.0}
 
 
 def fit(X, y, config: TrainConfig, run_dir: str | os.PathLike, ids: Sequence | None = None,
@@ -736,6 +780,11 @@ def fit(X, y, config: TrainConfig, run_dir: str | os.PathLike, ids: Sequence | N
         subset = np.sort(np.random.default_rng(cfg.seed + 104_729).choice(n, cfg.max_samples, replace=False))
         print(f"using {len(subset)} of {n} samples (max_samples={cfg.max_samples}, seeded random subset)")
     trainval, test = split_indices(len(subset), cfg.seed, cfg.test_fraction)
+    n_trainval = len(trainval)
+    trainval = train_subset(trainval, cfg.train_fraction, cfg.seed)
+    if len(trainval) < n_trainval:
+        print(f"training on {len(trainval)} of {n_trainval} train+CV samples (train_fraction={cfg.train_fraction}, "
+              f"nested seeded subset); the {len(test)} test samples are the full run's")
     folds = kfold_indices(trainval, cfg.folds, cfg.seed) if cfg.folds else []
 
     run_dir = Path(run_dir)
@@ -746,6 +795,7 @@ def fit(X, y, config: TrainConfig, run_dir: str | os.PathLike, ids: Sequence | N
     cfg_dict = cfg.to_dict()
     if config_path.exists():
         old = read_json(config_path)["config"]
+        old = {**_RESUME_DEFAULTS, **old}
         changed = [k for k in _RESUME_KEYS if old.get(k) != cfg_dict.get(k)]
         if changed:
             raise LeanECDError(f"{config_path}: run directory holds a run with different settings "
@@ -812,7 +862,9 @@ def fit(X, y, config: TrainConfig, run_dir: str | os.PathLike, ids: Sequence | N
         "test_mae": per_target(metrics_sets["test"][0]),
         "train_nmae": per_target(metrics_sets["train"][1]),
         "test_nmae": per_target(metrics_sets["test"][1]),
+        "train_fraction": cfg.train_fraction,
         "n_train": int(len(trainval)),
+        "n_train_full": int(n_trainval),
         "n_test": int(len(test)),
         "folds": len(folds),
         "epochs": cfg.epochs,
@@ -836,6 +888,8 @@ def _protocol_label(cfg: TrainConfig, n_samples: int | None = None) -> str:
     differ = [f"{k} {getattr(cfg, k)} (paper {'all samples' if v is None else v})"
               for k, v in FULL_PROTOCOL.items() if k != "folds" and getattr(cfg, k) != v
               and not (k == "max_samples" and n_samples is not None and cfg.max_samples >= n_samples)]
+    if cfg.train_fraction < 1:
+        label += f"; learning-curve point: trained on a nested {cfg.train_fraction:.4g} share of the 90 %"
     if cfg.mode == "quick":
         label += "; quick-mode demonstration, not a result"
     if differ:
@@ -962,6 +1016,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--dropout", type=float, default=0.0)
     ap.add_argument("--seed", type=int, default=SETTINGS.seed)
     ap.add_argument("--max-samples", type=int)
+    ap.add_argument("--train-fraction", type=float, default=1.0,
+                    help="learning curves: train on this nested share (0 < f <= 1) of the 90 %% train+CV part; "
+                         "the test set stays the full run's")
     ap.add_argument("--device", help="cuda | cpu (default: cuda when available)")
     ap.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's choice)")
     ap.add_argument("--mode", choices=["full", "quick"], help="default: LEANECD_MODE, else full on CUDA, quick otherwise")
@@ -998,7 +1055,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     config = TrainConfig(model=args.model, targets=tuple(args.target), epochs=args.epochs, folds=args.folds,
                          batch_size=args.batch_size, lr=args.lr, dropout=args.dropout, seed=args.seed,
                          max_samples=args.max_samples, device=args.device, mode=args.mode, compile=args.compile,
-                         amp=False if args.no_amp else None, final_only=args.final_only)
+                         amp=False if args.no_amp else None, final_only=args.final_only,
+                         train_fraction=args.train_fraction)
     result = fit(X, y, config, args.run_dir, ids=ids, dataset_version=dataset_version, dataset_name=dataset_name,
                  progress=not args.no_progress)
     m = result.metrics
