@@ -7,7 +7,7 @@ machine was shared. Prints a table by prototype, one for spin-polarised vs
 spin-paired compounds, the figure for non-magnetic binaries (target: median ≤ 2
 core-minutes) and the total.
 
-    python benchmarks/dft_cost.py [data/embedded]
+    python benchmarks/dft_cost.py [data/embedded]     # also writes benchmarks/output/dft_cost.txt
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from leanecd import dft
 from leanecd.store import read_json
 
 
@@ -28,16 +29,19 @@ def main() -> None:
     df = pd.DataFrame(recs)
     if "cpu_s" not in df:
         df["cpu_s"] = float("nan")
-    df["core_s"] = df["cpu_s"].fillna(df["wall_s"])  # CPU time where recorded, else wall time
-    df["measured"] = df["cpu_s"].notna().map({True: "cpu", False: "wall"})
+    df["core_s"] = dft.core_seconds(df)  # CPU time where recorded, else wall time
     df["s_per_scf"] = df["core_s"] / df["n_scf"]
+    df["coarse_scf"] = df["n_scf"] - df["eos_volumes_A3"].map(len) - 1
+    df["protocol"] = [dft.protocol_version(r) for r in recs]
     pd.set_option("display.width", 160)
-    g = df.groupby("prototype").agg(
-        compounds=("id", "size"), atoms=("natoms", "first"), spin_polarized=("spin_polarized", "mean"),
-        median_core_s=("core_s", "median"), max_core_s=("core_s", "max"), median_scf=("n_scf", "median"),
-        median_s_per_scf=("s_per_scf", "median"), cpu_timed=("cpu_s", "count"),
-    ).sort_values("median_core_s")
-    print(g.round(2).to_string())
+    g = dft.cost_table(df)
+    extra = df.groupby("prototype").agg(median_s_per_scf=("s_per_scf", "median"),
+                                        median_coarse_scf=("coarse_scf", "median"))
+    print(g.join(extra).round(2).to_string())
+    print("\nby protocol version (different compounds: a rough comparison):")
+    print(df.groupby(["protocol", "n_elements"]).agg(compounds=("id", "size"), median_core_s=("core_s", "median"),
+                                                     median_coarse_scf=("coarse_scf", "median"),
+                                                     median_scf=("n_scf", "median")).round(1).to_string())
     print("\nspin-polarised vs spin-paired:")
     s = df.groupby(["n_elements", "spin_polarized"]).agg(compounds=("id", "size"),
                                                           median_core_s=("core_s", "median"))
@@ -47,16 +51,17 @@ def main() -> None:
     print(f"\nnon-magnetic binaries: {len(nm2)} compounds, median {nm2['core_s'].median():.0f} core-s "
           f"({nm2['core_s'].median() / 60:.2f} core-min; target ≤ 2)"
           + (f"; CPU-timed only: {len(cpu)} compounds, median {cpu.median():.0f} s" if len(cpu) else ""))
-    df["reuse"] = df["settings"].map(lambda st: bool(st.get("reuse_wavefunctions")))
-    if df["reuse"].any():
-        timed = df[df["cpu_s"].notna() & ~df["spin_polarized"].astype(bool)]
-        r = timed.pivot_table(index="prototype", columns="reuse", values="cpu_s", aggfunc=["median", "count"])
-        print("\nspin-paired, CPU-timed: median CPU-s by protocol (reuse_wavefunctions False = 0.1.0, True = 0.2.0;"
-              " different compounds, so a rough comparison; benchmarks/dft_reuse.py measures the same SCFs both ways):")
-        print(r.round(0).to_string())
     print(f"\n{len(df)} compounds, {df['core_s'].sum() / 3600:.2f} core-hours in all, "
           f"median {df['core_s'].median():.0f} core-s per compound, {df['n_scf'].sum()} SCF runs")
 
 
 if __name__ == "__main__":
-    main()
+    import contextlib
+    import io
+
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf):
+        main()
+    print(buf.getvalue(), end="")
+    out = Path(__file__).resolve().parent / "output" / "dft_cost.txt"  # the figures quoted in notes
+    out.write_text(buf.getvalue())

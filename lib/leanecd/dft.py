@@ -805,7 +805,8 @@ def write_dataset_json(out: Path, settings: DFTSettings = DFTSettings()) -> None
 
 LABEL_COLUMNS = ["id", "formula", "prototype", "spacegroup", "spacegroup_symbol", "n_elements", "natoms", "cell",
                  "a0_A", "bulk_modulus_GPa", "bulk_modulus_prime", "energy_per_atom_eV", "fit_rms_meV_per_atom",
-                 "magmom_total", "n_valence", "field_electrons", "field_min", "wall_s"]
+                 "magmom_total", "n_valence", "field_electrons", "field_min", "wall_s", "cpu_s", "n_scf",
+                 "spin_polarized", "protocol"]
 
 
 def write_labels(out: str | os.PathLike) -> Path:
@@ -821,7 +822,7 @@ def write_labels(out: str | os.PathLike) -> Path:
             w = csv.DictWriter(fh, fieldnames=LABEL_COLUMNS, extrasaction="ignore")
             w.writeheader()
             for r in rows:
-                w.writerow(r)  # floats at full precision (repr), so the table equals the records
+                w.writerow({**r, "protocol": protocol_version(r)})  # floats at full precision (repr)
     return out / "labels.csv"
 
 
@@ -904,6 +905,35 @@ def _size_line(out: Path, n: int) -> str:
     per = total / max(n, 1)
     return (f"{total / 1e6:.1f} MB for {n} compounds ({per / 1e3:.0f} kB each; about "
             f"{per * 1410 / 1e6:.0f} MB at the paper's 1,410)")
+
+
+def core_seconds(table) -> "pandas.Series":
+    """Core-seconds of each compound of a labels table: ``cpu_s`` where recorded, else ``wall_s``."""
+    import pandas as pd
+
+    cpu = pd.to_numeric(table["cpu_s"], errors="coerce") if "cpu_s" in table else pd.Series(np.nan, index=table.index)
+    return cpu.fillna(table["wall_s"]).astype(float)
+
+
+def cost_table(table) -> "pandas.DataFrame":
+    """Core-seconds per compound by prototype, from a labels table (``load_dataset("embedded").table``).
+
+    A compound's core-seconds are its process's CPU seconds (``cpu_s``; one core per
+    compound), else its wall seconds (older records: an upper bound on a shared machine).
+    Columns: compounds, atoms (per stored cell), share spin-polarised, median and max
+    core-s, median SCF runs, and how many were CPU-timed; sorted by the median."""
+    import pandas as pd
+
+    df = pd.DataFrame(table).copy()
+    df["core_s"] = core_seconds(df)
+    df["cpu_timed"] = pd.to_numeric(df["cpu_s"], errors="coerce").notna() if "cpu_s" in df else False
+    df["spin_polarized"] = df.get("spin_polarized", False)
+    df["spin_polarized"] = df["spin_polarized"].astype(str).str.lower().eq("true")
+    return df.groupby("prototype").agg(
+        compounds=("core_s", "size"), atoms=("natoms", "first"), spin_polarized=("spin_polarized", "mean"),
+        median_core_s=("core_s", "median"), max_core_s=("core_s", "max"),
+        median_scf=("n_scf", "median"), cpu_timed=("cpu_timed", "sum"),
+    ).sort_values("median_core_s")
 
 
 def write_card(out: str | os.PathLike = "data/embedded", card: str | os.PathLike | None = None) -> Path:
