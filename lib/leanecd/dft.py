@@ -16,7 +16,10 @@ For every compound this module
    previous volume (GPAW's plane-wave morph; same cutoff and k mesh, so the converged
    energy is the same as from scratch; since compound 167);
 3. fits a Birch–Murnaghan E(V) (ASE) for a0 (Å), B (GPa), B′ and E0;
-4. runs one more SCF at a0 and stores its charge density and total energy per atom;
+4. runs one more SCF at a0 and stores its charge density and total energy per atom
+   (since protocol 0.4.0 the production scan leaves out its centre volume and this
+   SCF, at the a0 of the 4 other volumes, is the fit's fifth point; the field is
+   recomputed at the final a0 if they differ by more than ``field_a_tolerance``);
 5. checks the quality gates and writes ``fields/<id>.npz`` then
    ``records/<id>.json`` atomically (the record is the commit marker), or
    ``failures/<id>.json`` with the reason.
@@ -51,7 +54,7 @@ from .io import ECDField
 from .store import read_json, save_field, write_json
 
 DATASET_NAME = "leanecd-gpaw-cubic"
-DATASET_VERSION = "0.3.0"  #: the protocol's version; the loaded data's is "<this>+<n>cpd"
+DATASET_VERSION = "0.4.0"  #: the protocol's version; the loaded data's is "<this>+<n>cpd"
 
 #: The protocol's versions: (version, what changed). A record's version is ``record["protocol"]``
 #: (from 0.3.0), else told by its settings (see :func:`protocol_version`).
@@ -62,13 +65,16 @@ PROTOCOL_HISTORY = [
               "about 18 % less CPU on a metal); the computing order weighted toward the paper's composition"),
     ("0.3.0", "coarse scan on a 4 % grid extended one point at a time, from a guess calibrated per prototype "
               "(ternary guesses were 10-15 % too large: 9-11 coarse SCFs)"),
+    ("0.4.0", "the field SCF is the production scan's centre point: 4 volumes, a preliminary a0 from them, "
+              "the field there, the fit on all 5 (one SCF fewer); the field is recomputed at the final a0 "
+              "if the two differ by more than 0.2 %"),
 ]
 
 
 def protocol_version(record: dict) -> str:
     """Protocol version a record was computed with (``record["protocol"]``, else from its settings)."""
     if "protocol" in record:
-        return record["protocol"]
+        return record["protocol"]  # from 0.3.0 on
     return "0.2.0" if "reuse_wavefunctions" in record.get("settings", {}) else "0.1.0"
 
 
@@ -104,6 +110,11 @@ class DFTSettings:
     #: prototype compounds start from the covalent-radii guess × GUESS_SCALE[prototype] (False: unscaled,
     #: versions 0.1–0.2). Only where the scan starts changes, not what it finds.
     calibrated_guess: bool = True
+    #: the production scan skips its centre volume; the field SCF at the a0 of a fit to the other
+    #: volumes takes its place in the final fit (one SCF fewer). False: versions 0.1–0.3
+    field_in_fit: bool = True
+    #: field recomputed at the final a0 if |a_field / a0 − 1| exceeds this
+    field_a_tolerance: float = 0.002
 
 
 # --------------------------------------------------------------------------- prototypes
@@ -396,6 +407,29 @@ def _energy(build, a, settings, kpts, txt, coarse=False, spin=False, previous=No
                    + "; ".join(errors))
 
 
+def _eos_minimum_edge(vols, ens, mult: int) -> float | None:
+    """Conventional edge (Å) at the minimum of the Birch–Murnaghan form through E(V) points.
+
+    The BM energy is a cubic polynomial in x = V^(-2/3), so 4 points determine it
+    exactly (more: least squares). Returns None if the cubic has no minimum inside
+    the sampled volumes. ``vols``: primitive-cell volumes (Å³), ``mult`` cells per cube."""
+    vols, ens = np.asarray(vols, float), np.asarray(ens, float)
+    if len(vols) < 4:
+        return None
+    x = vols ** (-2 / 3)
+    c = np.polyfit(x, ens, 3)
+    d1, d2 = np.polyder(c), np.polyder(c, 2)
+    best = None
+    for r in np.roots(d1):
+        if abs(r.imag) > 1e-12 or not (x.min() < r.real < x.max()) or np.polyval(d2, r.real) <= 0:
+            continue
+        if best is None or np.polyval(c, r.real) < np.polyval(c, best):
+            best = r.real
+    if best is None:
+        return None
+    return float((best ** (-3 / 2) * mult) ** (1 / 3))
+
+
 def _moments(atoms, spin: bool) -> tuple[float, float]:
     """(total, largest |local|) magnetic moment in μB of a converged calculation (0, 0 if spin-paired)."""
     if not spin:
@@ -543,8 +577,10 @@ def _protocol(build, a_guess: float, mult: int, cid: str, settings: DFTSettings,
     v_est = a_est**3
     vols, ens, edges = [], [], []
     prev = None  # coarse and production differ in cutoff and k mesh: nothing to reuse
+    # with field_in_fit the centre volume is left out: the field SCF takes its place below
+    steps = [s for s in settings.volume_steps if not (settings.field_in_fit and abs(s - 1) < 1e-9)]
     for attempt in range(4):
-        for s in settings.volume_steps:
+        for s in steps:
             a = round((v_est * s) ** (1 / 3), 6)
             if a in edges:
                 continue
@@ -561,6 +597,19 @@ def _protocol(build, a_guess: float, mult: int, cid: str, settings: DFTSettings,
         v_est = np.array(edges)[order][k] ** 3  # minimum at an edge: re-centre on the lowest point
     else:
         raise DFTError("minimum stays at the edge of the production scan after 4 re-centrings")
+    field = None  # (a, energy, atoms) of the field SCF when it is a point of the fit
+    if settings.field_in_fit:
+        window = np.abs(np.array(edges) ** 3 / v_est - 1) <= 0.11
+        a_pre = _eos_minimum_edge(np.array(vols)[window], np.array(ens)[window], mult)
+        if a_pre is not None:
+            a_pre = round(a_pre, 6)
+            e, at = _energy(build, a_pre, settings, kpts, txt, spin=spin, previous=prev)
+            prev = at.calc
+            n_scf += 1
+            edges.append(a_pre)
+            vols.append(at.get_volume())
+            ens.append(e)
+            field = (a_pre, e, at)
     vols_a, ens_a = np.array(vols), np.array(ens)
     # fit on the final scan: the points within ±11 % in volume of its centre
     sel = np.abs(np.array(edges) ** 3 / v_est - 1) <= 0.11
@@ -580,9 +629,13 @@ def _protocol(build, a_guess: float, mult: int, cid: str, settings: DFTSettings,
     if rms_meV > settings.max_fit_rms_meV:
         raise DFTError(f"fit residual {rms_meV:.3f} meV/atom exceeds {settings.max_fit_rms_meV}")
     a0 = float((v0 * mult) ** (1 / 3))
-    # 3. the field at equilibrium
-    e_eq, atoms = _energy(build, a0, settings, kpts, txt, spin=spin, previous=prev)
-    n_scf += 1
+    # 3. the field at equilibrium (the fit's centre point if it lies within the tolerance of a0)
+    if field is not None and abs(field[0] / a0 - 1) <= settings.field_a_tolerance:
+        a_field, e_eq, atoms = field
+    else:
+        a_field = a0
+        e_eq, atoms = _energy(build, a0, settings, kpts, txt, spin=spin, previous=prev)
+        n_scf += 1
     calc = atoms.calc
     rho = calc.get_pseudo_density()  # pseudo density + compensation charges, e/Å³
     n_val = float(calc.get_number_of_electrons())
@@ -595,6 +648,8 @@ def _protocol(build, a_guess: float, mult: int, cid: str, settings: DFTSettings,
         "formula": atoms.get_chemical_formula(mode="metal"),
         "natoms": natoms,
         "a0_A": a0,
+        "a_field_A": float(a_field),  # edge of the stored field's cell (a0 within field_a_tolerance)
+        "field_in_fit": field is not None and a_field == field[0],
         "a_guess_A": a_guess,
         "bulk_modulus_GPa": B_GPa,
         "bulk_modulus_prime": Bp,
