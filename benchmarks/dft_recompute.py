@@ -3,7 +3,7 @@
 Every change to the generator's protocol (e.g. the spin-paired production when no
 moment survives the coarse scan) is checked this way on compounds computed before
 it: bulk modulus within 3 %, energy per atom and a0 printed. Writes the comparison
-to ``benchmarks/output/dft_recompute-<id>.json`` (one file per compound, atomically).
+to ``benchmarks/output/dft_recompute-<id>-<protocol>.json`` (atomically).
 
     python benchmarks/dft_recompute.py NiPbTi-half-heusler [more ids]
 """
@@ -34,7 +34,8 @@ def main(ids: list[str]) -> int:
                "recomputed_cpu_s": new["cpu_s"], "recomputed_wall_s": new["wall_s"],
                "stored_protocol": dft.protocol_version(old), "recomputed_protocol": dft.protocol_version(new),
                "recomputed_code": new["code"]}
-        write_json(ROOT / "benchmarks" / "output" / f"dft_recompute-{cid}.json", out)
+        # one file per compound and protocol, so each protocol change keeps its own check
+        write_json(ROOT / "benchmarks" / "output" / f"dft_recompute-{cid}-{dft.protocol_version(new)}.json", out)
         print(f"{cid}: B {old['bulk_modulus_GPa']:.3f} -> {new['bulk_modulus_GPa']:.3f} GPa ({100 * rel_b:+.4f} %), "
               f"E/atom {old['energy_per_atom_eV']:.6f} -> {new['energy_per_atom_eV']:.6f} eV, "
               f"spin-polarised {old['spin_polarized']} -> {new['spin_polarized']}, "

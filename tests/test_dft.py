@@ -300,3 +300,43 @@ def test_field_scf_as_the_fits_centre_point_saves_one_scf():
     assert abs(new["energy_per_atom_eV"] - old["energy_per_atom_eV"]) < 2e-3
     assert abs(new["a_field_A"] / new["a0_A"] - 1) <= TINY.field_a_tolerance
     np.testing.assert_allclose(np.linalg.det(fld.lattice), new["a_field_A"] ** 3 / 4, rtol=1e-9)
+
+
+def test_production_scan_is_recentred_when_the_coarse_minimum_is_off(monkeypatch):
+    """SCFs replaced by a synthetic Birch–Murnaghan E(V) (V0 = 16.6 Å³ per primitive
+    cell, B = 100 GPa): the coarse 'calculation' puts the minimum 5 % too high in volume,
+    as 250 eV does for hard O/N/F atoms. The scan must be re-centred on the fitted V0
+    and give B back; without re-centring it stays off-centre."""
+    from ase.eos import birchmurnaghan
+    from ase.units import GPa
+
+    v0, b0 = 16.6, 100 * GPa
+
+    class SyntheticCalc:
+        def __init__(self, atoms):
+            self.volume = atoms.get_volume()
+
+        def get_pseudo_density(self):
+            return np.full((6, 6, 6), 3.0 / self.volume)
+
+        def get_number_of_electrons(self):
+            return 3.0
+
+    def fake_energy(build, a, settings, kpts, txt, coarse=False, spin=False, previous=None):
+        atoms = build(a)
+        atoms.calc = None
+        e = birchmurnaghan(atoms.get_volume(), -3.0, b0, 4.5, v0 * (1.05 if coarse else 1.0))
+        holder = SyntheticCalc(atoms)
+        atoms.calc = holder
+        return e, atoms
+
+    monkeypatch.setattr(dft, "_energy", fake_energy)
+    rec, _ = dft.compute_compound("fcc", ("Al",), TINY)
+    used = np.array(rec["eos_volumes_A3"])[rec["eos_used"]]
+    centre = lambda v: (v.min() + v.max()) / 2  # noqa: E731
+    assert abs(centre(used) / v0 - 1) < 0.02  # centred on the true minimum
+    assert rec["bulk_modulus_GPa"] == pytest.approx(100, rel=1e-3)
+    assert rec["a0_A"] == pytest.approx((4 * v0) ** (1 / 3), rel=1e-4) and rec["field_in_fit"]
+    off, _ = dft.compute_compound("fcc", ("Al",), replace(TINY, recentre_volume=1.0))
+    used_off = np.array(off["eos_volumes_A3"])[off["eos_used"]]
+    assert abs(centre(used_off) / v0 - 1) > 0.03 and off["n_scf"] < rec["n_scf"]
