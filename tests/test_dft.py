@@ -340,3 +340,12 @@ def test_production_scan_is_recentred_when_the_coarse_minimum_is_off(monkeypatch
     off, _ = dft.compute_compound("fcc", ("Al",), replace(TINY, recentre_volume=1.0))
     used_off = np.array(off["eos_volumes_A3"])[off["eos_used"]]
     assert abs(centre(used_off) / v0 - 1) > 0.03 and off["n_scf"] < rec["n_scf"]
+
+
+def test_scan_offset_measures_where_v0_sits_in_the_scan():
+    vols = [14.4, 15.2, 16.0, 16.8, 17.6]
+    rec = {"eos_volumes_A3": vols, "eos_used": [True] * 5, "cell": "primitive", "a0_A": (4 * 16.8) ** (1 / 3)}
+    assert dft.scan_offset(rec) == pytest.approx(0.05)
+    rec = {"eos_volumes_A3": vols + [30.0], "eos_used": [True] * 5 + [False], "cell": "conventional",
+           "a0_A": 16.0 ** (1 / 3)}
+    assert dft.scan_offset(rec) == pytest.approx(0.0, abs=1e-12)

@@ -72,6 +72,17 @@ PROTOCOL_HISTORY = [
 ]
 
 
+def scan_offset(record: dict) -> float:
+    """V0 / (centre of the fitted volumes) − 1: how far the production scan sat from the
+    minimum it found. Scans more than 2 % off-centre (versions 0.1–0.3 only) can bias B
+    by several per cent."""
+    v = np.asarray(record["eos_volumes_A3"], float)
+    if "eos_used" in record:
+        v = v[np.asarray(record["eos_used"], bool)]
+    mult = 4 if record.get("cell") == "primitive" else 1
+    return float(record["a0_A"] ** 3 / mult / ((v.min() + v.max()) / 2) - 1)
+
+
 def protocol_version(record: dict) -> str:
     """Protocol version a record was computed with (``record["protocol"]``, else from its settings)."""
     if "protocol" in record:
@@ -877,7 +888,7 @@ def write_dataset_json(out: Path, settings: DFTSettings = DFTSettings()) -> None
 LABEL_COLUMNS = ["id", "formula", "prototype", "spacegroup", "spacegroup_symbol", "n_elements", "natoms", "cell",
                  "a0_A", "bulk_modulus_GPa", "bulk_modulus_prime", "energy_per_atom_eV", "fit_rms_meV_per_atom",
                  "magmom_total", "n_valence", "field_electrons", "field_min", "wall_s", "cpu_s", "n_scf",
-                 "spin_polarized", "protocol"]
+                 "spin_polarized", "protocol", "scan_offset"]
 
 
 def write_labels(out: str | os.PathLike) -> Path:
@@ -893,7 +904,7 @@ def write_labels(out: str | os.PathLike) -> Path:
             w = csv.DictWriter(fh, fieldnames=LABEL_COLUMNS, extrasaction="ignore")
             w.writeheader()
             for r in rows:
-                w.writerow({**r, "protocol": protocol_version(r)})  # floats at full precision (repr)
+                w.writerow({**r, "protocol": protocol_version(r), "scan_offset": scan_offset(r)})  # full precision
     return out / "labels.csv"
 
 
@@ -959,6 +970,16 @@ def _core_s(rec: dict) -> float:
 def _protocol_counts(recs: list[dict]) -> str:
     reused = sum(bool(r["settings"].get("reuse_wavefunctions")) for r in recs)
     return f"{reused} compounds were computed with it, {len(recs) - reused} without"
+
+
+def _off_centre_line(recs: list[dict], limit: float = 0.02) -> str:
+    off = [r for r in recs if abs(scan_offset(r)) > limit]
+    by = {}
+    for r in off:
+        by[protocol_version(r)] = by.get(protocol_version(r), 0) + 1
+    versions = ", ".join(f"{c} from {v}" for v, c in sorted(by.items()))
+    return (f"{len(off)} of {len(recs)} compounds have V₀ more than {limit:.0%} (in volume) from the centre of "
+            f"their scan ({versions or 'none'})")
 
 
 def _versions_table(recs: list[dict]) -> str:
@@ -1035,6 +1056,7 @@ def write_card(out: str | os.PathLike = "data/embedded", card: str | os.PathLike
         "protocol_counts": _protocol_counts(recs),
         "size": _size_line(out, n),
         "versions_table": _versions_table(recs),
+        "off_centre": _off_centre_line(recs),
         "settings": "\n".join(f"| `{k}` | {v} |" for k, v in meta["settings"].items()),
         "spacegroups": "\n".join(f"| {s} ({num}) | {c} |" for (num, s), c in sorted(sg.items())),
         "n_species": "\n".join(f"| {names.get(k, k)} | {c} |" for k, c in sorted(ne.items())),
