@@ -349,3 +349,13 @@ def test_scan_offset_measures_where_v0_sits_in_the_scan():
     rec = {"eos_volumes_A3": vols + [30.0], "eos_used": [True] * 5 + [False], "cell": "conventional",
            "a0_A": 16.0 ** (1 / 3)}
     assert dft.scan_offset(rec) == pytest.approx(0.0, abs=1e-12)
+
+
+def test_a_compound_over_its_time_limit_is_recorded_with_the_reason(tmp_path):
+    entry = {"id": "Al-fcc", "prototype": "fcc", "species": ["Al"]}
+    res = dft.run_batch(tmp_path, workers=1, settings=TINY, timeout_s=0.5, entries=[entry], progress=False)
+    assert [r["status"] for r in res] == ["timeout"]
+    fail = json.loads((tmp_path / "failures" / "Al-fcc.json").read_text())
+    assert fail["reason"] == "timeout: not finished within 0.5 s wall"
+    assert fail["species"] == ["Al"] and fail["settings"]["ecut_eV"] == TINY.ecut_eV
+    assert not (tmp_path / "records" / "Al-fcc.json").exists()

@@ -852,6 +852,7 @@ def run_batch(out: str | os.PathLike, limit: int | None = None, workers: int = 2
         client = Client(cluster)
     results = []
     try:
+        by_id = {e["id"]: e for e in todo}
         futs = [client.submit(_run_one_subprocess, e, str(out), sj, timeout_s, key=f"dft-{e['id']}", pure=False)
                 for e in todo]
         bar = tqdm(total=len(futs), desc="DFT compounds", unit="cpd", disable=not progress)
@@ -861,7 +862,12 @@ def run_batch(out: str | os.PathLike, limit: int | None = None, workers: int = 2
             bar.set_postfix_str(f"{res['id']}: {res['status']}")
             bar.update()
             if res["status"] in ("timeout", "crashed"):
-                write_json(out / "failures" / f"{res['id']}.json", {**res, "reason": res.get("reason", res["status"])})
+                entry = by_id[res["id"]]
+                reason = res.get("reason") or (f"timeout: not finished within {timeout_s:g} s wall"
+                                               if res["status"] == "timeout" else res["status"])
+                write_json(out / "failures" / f"{res['id']}.json",
+                           {**res, "reason": reason, "prototype": entry.get("prototype", "given"),
+                            "species": entry.get("species"), "settings": asdict(settings), "protocol": DATASET_VERSION})
         bar.close()
     finally:
         client.close()
