@@ -17,7 +17,8 @@ from leanecd import dft
 from leanecd.store import read_json, write_json
 
 ROOT = Path(__file__).resolve().parents[1]
-KEYS = ("a0_A", "bulk_modulus_GPa", "energy_per_atom_eV", "spin_polarized", "magmom_total", "n_scf")
+KEYS = ("a0_A", "bulk_modulus_GPa", "energy_per_atom_eV", "spin_polarized", "magmom_total", "n_scf", "kpts",
+        "eos_volumes_A3", "eos_energies_eV", "eos_used", "fit_rms_meV_per_atom")
 
 
 def main(ids: list[str]) -> int:

@@ -615,8 +615,8 @@ def _protocol(build, a_guess: float, mult: int, cid: str, settings: DFTSettings,
             v_est = np.array(edges)[order][k] ** 3  # minimum at an edge: re-centre on the lowest point
             continue
         if settings.field_in_fit:
-            # the coarse minimum can sit a few % off (hard O/N/F atoms at 250 eV); a scan off-centre
-            # by 4.5 % in volume moved KTaO3's B by 7.5 %: re-centre on the fitted minimum
+            # the coarse minimum can sit a few % off (hard O/N/F atoms at 250 eV): re-centre on the
+            # fitted minimum so that the points stay balanced around it (benchmarks/dft_eos_window.py)
             window = np.abs(np.array(edges) ** 3 / v_est - 1) <= 0.11
             a_pre = _eos_minimum_edge(np.array(vols)[window], np.array(ens)[window], mult)
             if a_pre is not None and abs(a_pre**3 / v_est - 1) > settings.recentre_volume:
