@@ -255,14 +255,19 @@ def test_device_select_cpu():
             device_select("cuda")
 
 
-def test_command_line(tmp_path, capsys):
-    X, y = synthetic(n=20)
+def write_synthetic_cli_inputs(tmp_path, n=20):
+    """features.npy and labels.csv (ids syn-<i>, column bulk_modulus) of synthetic data for the CLI."""
+    X, y = synthetic(n=n)
     np.save(tmp_path / "features.npy", X)
     with open(tmp_path / "labels.csv", "w", newline="") as fh:
         w = csv.writer(fh)
         w.writerow(["id", "bulk_modulus"])
         for i, v in enumerate(y):
             w.writerow([f"syn-{i}", v])
+
+
+def test_command_line(tmp_path, capsys):
+    write_synthetic_cli_inputs(tmp_path)
     rc = main(["--model", "A", "--target", "bulk_modulus", "--features", str(tmp_path / "features.npy"),
                "--labels", str(tmp_path / "labels.csv"), "--run-dir", str(tmp_path / "run"), "--epochs", "1",
                "--folds", "0", "--batch-size", "8", "--mode", "full", "--no-progress", "--dataset-version", "syn"])
@@ -369,13 +374,7 @@ def test_resume_refuses_a_different_train_fraction(tmp_path):
 
 
 def test_command_line_train_fraction(tmp_path):
-    X, y = synthetic(n=20)
-    np.save(tmp_path / "features.npy", X)
-    with open(tmp_path / "labels.csv", "w", newline="") as fh:
-        w = csv.writer(fh)
-        w.writerow(["id", "bulk_modulus"])
-        for i, v in enumerate(y):
-            w.writerow([f"syn-{i}", v])
+    write_synthetic_cli_inputs(tmp_path)
     main(["--target", "bulk_modulus", "--features", str(tmp_path / "features.npy"), "--labels",
           str(tmp_path / "labels.csv"), "--run-dir", str(tmp_path / "run"), "--epochs", "1", "--final-only",
           "--train-fraction", "0.5", "--batch-size", "8", "--mode", "full", "--no-progress"])
