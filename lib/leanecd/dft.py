@@ -62,7 +62,7 @@ PROTOCOL_HISTORY = [
     ("0.1.0", "every SCF from scratch; the spin rule and the SCF retry added after compound 53, "
               "CPU times recorded after compound 69"),
     ("0.2.0", "spin-paired SCFs of a scan start from the previous volume's wave functions (same energies, "
-              "about 18 % less CPU on a metal); the computing order weighted toward the paper's composition"),
+              "16 % less CPU on NiPbTi); the computing order weighted toward the paper's composition"),
     ("0.3.0", "coarse scan on a 4 % grid extended one point at a time, from a guess calibrated per prototype "
               "(ternary guesses were 10-15 % too large: 9-11 coarse SCFs)"),
     ("0.4.0", "the field SCF is the production scan's centre point: 4 volumes, a preliminary a0 from them, "
@@ -595,6 +595,7 @@ def _protocol(build, a_guess: float, mult: int, cid: str, settings: DFTSettings,
     prev = None  # coarse and production differ in cutoff and k mesh: nothing to reuse
     # with field_in_fit the centre volume is left out: the field SCF takes its place below
     steps = [s for s in settings.volume_steps if not (settings.field_in_fit and abs(s - 1) < 1e-9)]
+    a_pre = None  # with field_in_fit: the BM minimum through the final scan's points (conventional edge, Å)
     for attempt in range(4):
         for s in steps:
             target = v_est * s  # conventional-cell volume, Å³
@@ -626,18 +627,15 @@ def _protocol(build, a_guess: float, mult: int, cid: str, settings: DFTSettings,
     else:
         raise DFTError("production scan not centred on its minimum after 4 re-centrings")
     field = None  # (a, energy, atoms) of the field SCF when it is a point of the fit
-    if settings.field_in_fit:
-        window = np.abs(np.array(edges) ** 3 / v_est - 1) <= 0.11
-        a_pre = _eos_minimum_edge(np.array(vols)[window], np.array(ens)[window], mult)
-        if a_pre is not None:
-            a_pre = round(a_pre, 6)
-            e, at = _energy(build, a_pre, settings, kpts, txt, spin=spin, previous=prev)
-            prev = at.calc
-            n_scf += 1
-            edges.append(a_pre)
-            vols.append(at.get_volume())
-            ens.append(e)
-            field = (a_pre, e, at)
+    if a_pre is not None:  # the minimum found on the final scan (field_in_fit only)
+        a_pre = round(a_pre, 6)
+        e, at = _energy(build, a_pre, settings, kpts, txt, spin=spin, previous=prev)
+        prev = at.calc
+        n_scf += 1
+        edges.append(a_pre)
+        vols.append(at.get_volume())
+        ens.append(e)
+        field = (a_pre, e, at)
     vols_a, ens_a = np.array(vols), np.array(ens)
     # fit on the final scan: the points within ±11 % in volume of its centre
     sel = np.abs(np.array(edges) ** 3 / v_est - 1) <= 0.11
