@@ -229,6 +229,31 @@ def test_reused_wave_functions_give_the_from_scratch_energy(tmp_path):
     assert abs(with_reuse["energy_per_atom_eV"] - without["energy_per_atom_eV"]) < 1e-3
 
 
+def test_magnetised_scans_reuse_only_a_surviving_moment(tmp_path):
+    """With ``reuse_magnetic`` a spin-polarised SCF (ferromagnetic fcc Ni) starts from the
+    previous volume's magnetised density and wave functions and converges to the energy
+    and moment of a from-scratch SCF; it never starts from an SCF whose moment collapsed
+    (a spin-paired previous SCF), and without the setting it never reuses."""
+    build = lambda a: dft.build_atoms("fcc", ("Ni",), a)  # noqa: E731
+    on = replace(TINY, reuse_magnetic=True)
+    kpts = dft._kmesh(build(3.5), TINY.kpt_density)
+    txt = str(tmp_path / "gpaw.txt")
+    _, first = dft._energy(build, 3.45, on, kpts, txt, spin=True)
+    assert dft._local_moment(first.calc) > 0.3  # Ni keeps its moment (about 0.6 μB)
+    e_reused, reused = dft._energy(build, 3.55, on, kpts, txt, spin=True, previous=first.calc)
+    assert reused.calc is first.calc
+    e_fresh, fresh = dft._energy(build, 3.55, on, kpts, txt, spin=True)
+    assert abs(e_reused - e_fresh) < 1e-3, (e_reused, e_fresh)  # eV, one atom; SCF tolerance
+    assert abs(dft._local_moment(reused.calc) - dft._local_moment(fresh.calc)) < 0.02
+    _, default = dft._energy(build, 3.55, TINY, kpts, txt, spin=True, previous=fresh.calc)
+    assert default.calc is not fresh.calc  # reuse_magnetic is off by default (protocol 0.4.0)
+    _, paired = dft._energy(build, 3.45, on, kpts, txt)
+    assert dft._local_moment(paired.calc) == 0.0
+    _, restarted = dft._energy(build, 3.55, on, kpts, txt, spin=True, previous=paired.calc)
+    assert restarted.calc is not paired.calc  # no moment to follow: the ferromagnetic start again
+    assert dft._local_moment(restarted.calc) > 0.3
+
+
 def test_claims_keep_two_batches_off_the_same_compound(tmp_path):
     """A compound with a record is skipped; one claimed by a live process is skipped
     (nothing computed: the bogus prototype would raise); a claim left by a dead

@@ -131,6 +131,10 @@ class DFTSettings:
     #: with field_in_fit: the production scan is re-centred on the fitted V0 if it lies further
     #: than this (fraction of the volume) from the scan's centre
     recentre_volume: float = 0.02
+    #: spin-polarised SCFs of a scan start from the previous volume's wave functions, density and
+    #: magnetisation when that SCF kept a local moment of at least ``spin_collapse_muB`` (a collapsed
+    #: moment never propagates: the next SCF then starts from the ferromagnetic guess). False: 0.1–0.4
+    reuse_magnetic: bool = False
 
 
 # --------------------------------------------------------------------------- prototypes
@@ -399,12 +403,14 @@ def _energy(build, a, settings, kpts, txt, coarse=False, spin=False, previous=No
     """SCF total energy (eV) of ``build(a)``; spin-polarised from a ferromagnetic start if ``spin``.
 
     ``previous``: the calculator of the scan's last SCF; a spin-paired SCF starts from its
-    wave functions (``settings.reuse_wavefunctions``). An SCF that does not converge is
+    wave functions (``settings.reuse_wavefunctions``), a spin-polarised one too if
+    ``settings.reuse_magnetic`` and that SCF kept a local moment. An SCF that does not converge is
     retried from scratch, then with a damped mixer (same physics, slower but steadier);
     if every attempt fails, :class:`DFTError` says so. Returns ``(energy, atoms)``; pass
     ``atoms.calc`` as ``previous`` to the next call."""
     attempts = ["default", "damped"]
-    if previous is not None and not spin and settings.reuse_wavefunctions:
+    if previous is not None and settings.reuse_wavefunctions and (
+            not spin or (settings.reuse_magnetic and _local_moment(previous) >= settings.spin_collapse_muB)):
         attempts.insert(0, "reused")
     errors = []
     for how in attempts:
@@ -421,6 +427,14 @@ def _energy(build, a, settings, kpts, txt, coarse=False, spin=False, previous=No
             errors.append(f"{how} start: " + f"{type(exc).__name__}: {exc}".rstrip(": "))
     raise DFTError(f"SCF failed at a = {a:.4f} Å ({len(errors)} attempts, the last with a damped mixer): "
                    + "; ".join(errors))
+
+
+def _local_moment(calc) -> float:
+    """Largest |local magnetic moment| (μB) of a converged GPAW calculation (0 if spin-paired)."""
+    try:
+        return float(np.abs(calc.get_magnetic_moments()).max())
+    except Exception:
+        return 0.0
 
 
 def _eos_minimum_edge(vols, ens, mult: int) -> float | None:
