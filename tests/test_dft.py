@@ -206,7 +206,7 @@ def test_spin_polarisation_dropped_only_where_no_moment_survives():
 def test_reused_wave_functions_give_the_from_scratch_energy(tmp_path):
     """A spin-paired SCF started from the previous volume's wave functions (GPAW's PW
     morph) converges to the energy of a from-scratch SCF; a spin-polarised SCF never
-    reuses them (a collapsed moment must not propagate along a scan); and a whole
+    reuses a spin-paired one (a collapsed moment must not propagate along a scan); and a whole
     compound computed with reuse matches the one computed without."""
     build = lambda a: dft.build_atoms("fcc", ("Al",), a)  # noqa: E731
     kpts = dft._kmesh(build(4.0), TINY.kpt_density)
@@ -230,10 +230,10 @@ def test_reused_wave_functions_give_the_from_scratch_energy(tmp_path):
 
 
 def test_magnetised_scans_reuse_only_a_surviving_moment(tmp_path):
-    """With ``reuse_magnetic`` a spin-polarised SCF (ferromagnetic fcc Ni) starts from the
-    previous volume's magnetised density and wave functions and converges to the energy
-    and moment of a from-scratch SCF; it never starts from an SCF whose moment collapsed
-    (a spin-paired previous SCF), and without the setting it never reuses."""
+    """With ``reuse_magnetic`` (protocol 0.5.0) a spin-polarised SCF (ferromagnetic fcc Ni)
+    starts from the previous volume's magnetised density and wave functions and converges
+    to the energy and moment of a from-scratch SCF; it never starts from an SCF whose
+    moment collapsed (a spin-paired previous SCF), and without the setting it never reuses."""
     build = lambda a: dft.build_atoms("fcc", ("Ni",), a)  # noqa: E731
     on = replace(TINY, reuse_magnetic=True)
     kpts = dft._kmesh(build(3.5), TINY.kpt_density)
@@ -245,8 +245,8 @@ def test_magnetised_scans_reuse_only_a_surviving_moment(tmp_path):
     e_fresh, fresh = dft._energy(build, 3.55, on, kpts, txt, spin=True)
     assert abs(e_reused - e_fresh) < 1e-3, (e_reused, e_fresh)  # eV, one atom; SCF tolerance
     assert abs(dft._local_moment(reused.calc) - dft._local_moment(fresh.calc)) < 0.02
-    _, default = dft._energy(build, 3.55, TINY, kpts, txt, spin=True, previous=fresh.calc)
-    assert default.calc is not fresh.calc  # reuse_magnetic is off by default (protocol 0.4.0)
+    _, off = dft._energy(build, 3.55, replace(TINY, reuse_magnetic=False), kpts, txt, spin=True, previous=fresh.calc)
+    assert off.calc is not fresh.calc  # protocols 0.1-0.4: never reused
     _, paired = dft._energy(build, 3.45, on, kpts, txt)
     assert dft._local_moment(paired.calc) == 0.0
     _, restarted = dft._energy(build, 3.55, on, kpts, txt, spin=True, previous=paired.calc)

@@ -14,7 +14,9 @@ For every compound this module
    production scan runs spin-paired (the same solution, at half the cost).
    Each spin-paired SCF of a scan starts from the wave functions and density of the
    previous volume (GPAW's plane-wave morph; same cutoff and k mesh, so the converged
-   energy is the same as from scratch; since compound 167);
+   energy is the same as from scratch; since compound 167), and since protocol 0.5.0
+   each spin-polarised one too, from the previous magnetised density, when that SCF
+   kept a local moment;
 3. fits a Birch–Murnaghan E(V) (ASE) for a0 (Å), B (GPa), B′ and E0;
 4. runs one more SCF at a0 and stores its charge density and total energy per atom
    (since protocol 0.4.0 the production scan leaves out its centre volume and this
@@ -54,7 +56,7 @@ from .io import ECDField
 from .store import read_json, save_field, write_json
 
 DATASET_NAME = "leanecd-gpaw-cubic"
-DATASET_VERSION = "0.4.0"  #: the protocol's version; the loaded data's is "<this>+<n>cpd"
+DATASET_VERSION = "0.5.0"  #: the protocol's version; the loaded data's is "<this>+<n>cpd"
 
 #: The protocol's versions: (version, what changed). A record's version is ``record["protocol"]``
 #: (from 0.3.0), else told by its settings (see :func:`protocol_version`).
@@ -70,6 +72,8 @@ PROTOCOL_HISTORY = [
               "if the two differ by more than 0.2 %; the scan is re-centred on the fitted V0 when that is "
               "more than 2 % from its centre (rule added after the first 5 compounds of 0.4.0, whose settings lack "
               "recentre_volume; one of them, GaNi3N, sits 3 % off-centre)"),
+    ("0.5.0", "spin-polarised SCFs of a scan start from the previous volume's magnetised density and wave "
+              "functions when its local moment survived (same energies and moments; 19 % less CPU on Co2InZr)"),
 ]
 
 
@@ -115,7 +119,7 @@ class DFTSettings:
     maxiter: int = 300
     #: spin-paired SCFs of a scan start from the previous volume's wave functions and density
     #: (GPAW's plane-wave "morph"; same k mesh and cutoff, so the converged energy is unchanged);
-    #: spin-polarised SCFs always start from the ferromagnetic guess. False before compound 167.
+    #: spin-polarised SCFs follow ``reuse_magnetic``. False before compound 167.
     reuse_wavefunctions: bool = True
     #: coarse scan on the grid a_guess × (bracket_steps[2] / bracket_steps[1])^k, extended one point
     #: at a time toward the minimum (False: re-centred 3-point brackets, versions 0.1–0.2)
@@ -134,7 +138,7 @@ class DFTSettings:
     #: spin-polarised SCFs of a scan start from the previous volume's wave functions, density and
     #: magnetisation when that SCF kept a local moment of at least ``spin_collapse_muB`` (a collapsed
     #: moment never propagates: the next SCF then starts from the ferromagnetic guess). False: 0.1–0.4
-    reuse_magnetic: bool = False
+    reuse_magnetic: bool = True
 
 
 # --------------------------------------------------------------------------- prototypes
