@@ -320,6 +320,19 @@ def test_stored_results_are_recomputable(run_dir):
         assert t.loc["Test-MAE", col] == pytest.approx(run.metrics["test_mae"][target], abs=1e-9)
 
 
+def test_runs_on_other_data_are_named(tmp_path):
+    """A run trained on an older version of the data is reported with its compound count;
+    one on the data loaded now is not."""
+    old = M.read_run(write_run(tmp_path / "old", synthetic_rows(folds=0)))
+    new = M.read_run(write_run(tmp_path / "new", synthetic_rows(folds=0)))
+    old.provenance.update(dataset_name="leanecd-gpaw-cubic", dataset_version="0.1.0+39cpd")
+    new.provenance.update(dataset_name="leanecd-gpaw-cubic", dataset_version="0.5.0+235cpd")
+    lines = M.runs_on_other_data([old, new], "leanecd-gpaw-cubic", "0.5.0+235cpd")
+    assert lines == ["old: trained on leanecd-gpaw-cubic 0.1.0+39cpd (20 compounds), not on the data "
+                     "loaded now (leanecd-gpaw-cubic 0.5.0+235cpd)"]
+    assert M.runs_on_other_data([new], "leanecd-gpaw-cubic", "0.5.0+236cpd")[0].startswith("new: ")
+
+
 def test_paired_comparison_and_same_split(tmp_path):
     rows = synthetic_rows(folds=0)
     a = M.read_run(write_run(tmp_path / "a", rows))

@@ -439,6 +439,24 @@ def select_runs(runs: Iterable[Run]) -> dict[tuple[str, str], Run]:
     return best
 
 
+def runs_on_other_data(runs, dataset_name: str, dataset_version: str) -> list[str]:
+    """One line per run trained on another dataset or version than ``dataset_name``
+    ``dataset_version`` (the data loaded now, e.g. ``"0.5.0+235cpd"``): its numbers are
+    those of the data it was trained on, which the line names with its compound count.
+
+    >>> runs_on_other_data([], "leanecd-gpaw-cubic", "0.5.0+235cpd")
+    []
+    """
+    lines = []
+    for r in _as_runs(runs):
+        name, version = r.provenance.get("dataset_name"), r.provenance.get("dataset_version")
+        if (name, version) != (dataset_name, dataset_version):
+            n = r.config.get("data", {}).get("n_samples")
+            lines.append(f"{r.name}: trained on {name} {version}" + (f" ({n} compounds)" if n else "")
+                         + f", not on the data loaded now ({dataset_name} {dataset_version})")
+    return lines
+
+
 def _as_runs(runs) -> list[Run]:
     if isinstance(runs, Run | str | os.PathLike):
         runs = [runs]
