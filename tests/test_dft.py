@@ -280,6 +280,24 @@ def test_claims_keep_two_batches_off_the_same_compound(tmp_path):
     assert not (claims / "X-nowhere.pid").exists()  # ... and the claim is released even when it fails
 
 
+def test_stop_request_starts_nothing_and_a_new_run_clears_it(tmp_path, capsys):
+    """After ``leanecd-dft stop`` no compound starts (the bogus prototype would raise),
+    nothing is written for it, and the next run removes the request."""
+    bogus = {"id": "X-nowhere", "prototype": "no-such-prototype", "species": ["X"]}
+    assert dft.main(["stop", "--out", str(tmp_path)]) == 0
+    stop = tmp_path / dft.STOP_FILE
+    assert stop.exists() and "finishes the compounds in flight" in capsys.readouterr().out
+    res = dft.run_one(bogus, tmp_path)
+    assert res["status"] == "skipped" and "stop requested" in res["reason"]
+    assert not (tmp_path / "failures").exists() and not (tmp_path / ".claims" / "X-nowhere.pid").exists()
+    (tmp_path / "records").mkdir()
+    (tmp_path / "records" / "X-nowhere.json").write_text("{}")
+    assert dft.run_batch(tmp_path, entries=[bogus], progress=False) == []
+    assert not stop.exists()
+    with pytest.raises(KeyError):  # without the request the work really starts
+        dft.run_one(bogus, tmp_path / "elsewhere")
+
+
 def test_coarse_grid_scan_reaches_the_same_minimum_with_fewer_scfs():
     """Started 12 % too large, the grid scan (one new point per 4 % step) needs fewer
     coarse SCFs than re-centred 3-point brackets (two new points per step) and finds

@@ -768,6 +768,8 @@ def run_one(entry: dict, out: str | os.PathLike, settings: DFTSettings = DFTSett
     t0 = time.time()
     if (out / "records" / f"{cid}.json").exists():
         return {"id": cid, "status": "skipped", "reason": "already computed"}
+    if (out / STOP_FILE).exists():
+        return {"id": cid, "status": "skipped", "reason": f"stop requested ({out / STOP_FILE})"}
     claim = _claim(out, cid)
     if claim is None:
         return {"id": cid, "status": "skipped", "reason": "in progress in another process"}
@@ -775,6 +777,18 @@ def run_one(entry: dict, out: str | os.PathLike, settings: DFTSettings = DFTSett
         return _run_one_claimed(entry, out, settings, t0)
     finally:
         claim.unlink(missing_ok=True)
+
+
+#: ``leanecd-dft stop`` writes this file in the output directory: the running batch starts no
+#: new compound, finishes those in flight and returns; the next ``run`` removes it.
+STOP_FILE = ".stop"
+
+
+def request_stop(out: str | os.PathLike) -> Path:
+    """Ask the batch running on ``out`` to stop after the compounds in flight (nothing is lost)."""
+    path = Path(out) / STOP_FILE
+    path.write_text(f"stop requested at {time.strftime('%Y-%m-%d %H:%M:%S')}\n")
+    return path
 
 
 def _claim(out: Path, cid: str) -> Path | None:
@@ -846,13 +860,15 @@ def run_batch(out: str | os.PathLike, limit: int | None = None, workers: int = 2
     Each compound runs in its own single-threaded process, scheduled by
     ``dask.distributed`` (a local cluster of ``workers`` processes, or the scheduler
     at address ``scheduler``). Finished compounds are skipped on restart; killing the
-    batch loses only the compounds in flight.
+    batch loses only the compounds in flight, :func:`request_stop` (``leanecd-dft stop``)
+    not even those: it lets them finish and starts no more.
     """
     from dask.distributed import Client, LocalCluster, as_completed
     from tqdm.auto import tqdm
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    (out / STOP_FILE).unlink(missing_ok=True)  # a new run: a stop asked of an earlier batch is done
     write_dataset_json(out, settings)
     todo_all = entries if entries is not None else plan(seed)
     done = _done_ids(out)
@@ -952,6 +968,8 @@ def main(argv=None) -> int:
     p_one.add_argument("entry")
     p_one.add_argument("--out", required=True)
     p_one.add_argument("--settings", default=None)
+    p_stop = sub.add_parser("stop", help="let the running batch finish the compounds in flight, then stop")
+    p_stop.add_argument("--out", default="data/embedded")
     p_lab = sub.add_parser("labels", help="regenerate labels.csv and the dataset card from records/")
     p_lab.add_argument("--out", default="data/embedded")
     args = ap.parse_args(argv)
@@ -963,10 +981,15 @@ def main(argv=None) -> int:
         res = run_batch(args.out, limit=args.limit, workers=args.workers, scheduler=args.scheduler, timeout_s=args.timeout,
                         entries=entries)
         ok = sum(r["status"] == "ok" for r in res)
-        print(f"computed {len(res)} compounds: {ok} ok, {len(res) - ok} failed (see {args.out}/failures)")
+        skipped = sum(r["status"] == "skipped" for r in res)
+        print(f"computed {len(res) - skipped} compounds: {ok} ok, {len(res) - skipped - ok} failed "
+              f"(see {args.out}/failures)" + (f"; {skipped} skipped (done, claimed by another batch, "
+                                              "or not started after a stop request)" if skipped else ""))
     elif args.cmd == "one":
         settings = DFTSettings(**{k: tuple(v) if isinstance(v, list) else v for k, v in json.loads(args.settings).items()}) if args.settings else DFTSettings()
         print(json.dumps(run_one(json.loads(args.entry), args.out, settings)))
+    elif args.cmd == "stop":
+        print(f"{request_stop(args.out)}: the batch finishes the compounds in flight, then stops")
     elif args.cmd == "labels":
         write_dataset_json(Path(args.out))
         print(write_labels(args.out))
