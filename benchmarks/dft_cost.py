@@ -5,14 +5,17 @@ single-threaded process: its CPU seconds (``cpu_s``, in the records written sinc
 its core-seconds; older records have only wall seconds, an upper bound when the
 machine was shared. Prints a table by prototype, one for spin-polarised vs
 spin-paired compounds, the figure for non-magnetic binaries (target: median ≤ 2
-core-minutes) and the total.
+core-minutes), the total, and a projection of what is left to reach ``--target``
+compounds in the computing order (each prototype's median core-s under the
+current protocol where it has computed at least 5 of them, else under any; a
+recorded failure counts as done).
 
-    python benchmarks/dft_cost.py [data/embedded]     # also writes benchmarks/output/dft_cost.txt
+    python benchmarks/dft_cost.py [data/embedded] [--target 600]   # also writes benchmarks/output/dft_cost.txt
 """
 
 from __future__ import annotations
 
-import sys
+import argparse
 from pathlib import Path
 
 import pandas as pd
@@ -21,8 +24,12 @@ from leanecd import dft
 from leanecd.store import read_json
 
 
-def main() -> None:
-    root = Path(sys.argv[1]) if len(sys.argv) > 1 else Path(__file__).resolve().parents[1] / "data" / "embedded"
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("root", nargs="?", default=str(Path(__file__).resolve().parents[1] / "data" / "embedded"))
+    ap.add_argument("--target", type=int, default=600, help="compounds to reach in the computing order")
+    args = ap.parse_args(argv)
+    root = Path(args.root)
     recs = [read_json(p) for p in sorted((root / "records").glob("*.json"))]
     if not recs:
         raise SystemExit(f"{root}: no records")
@@ -53,6 +60,25 @@ def main() -> None:
           + (f"; CPU-timed only: {len(cpu)} compounds, median {cpu.median():.0f} s" if len(cpu) else ""))
     print(f"\n{len(df)} compounds, {df['core_s'].sum() / 3600:.2f} core-hours in all, "
           f"median {df['core_s'].median():.0f} core-s per compound, {df['n_scf'].sum()} SCF runs")
+    # what is left to reach the target in the computing order
+    done = {p.stem for d in ("records", "failures") for p in (root / d).glob("*.json")}
+    left = [e for e in dft.plan()[: args.target] if e["id"] not in done]
+    now = df[df["protocol"] == dft.DATASET_VERSION].groupby("prototype")["core_s"]
+    current = now.median()[now.size() >= 5]  # a median of at least 5 compounds
+    any_protocol = df.groupby("prototype")["core_s"].median()
+    rest = pd.DataFrame({"prototype": [e["prototype"] for e in left],
+                         "n_elements": [len(set(e["species"])) for e in left]})
+    if rest.empty:
+        print(f"\nthe first {args.target} compounds of the computing order are all done")
+        return
+    rest["core_s"] = rest["prototype"].map(lambda p: current.get(p, any_protocol.get(p, float("nan"))))
+    by = rest.groupby("prototype").agg(compounds=("core_s", "size"), projected_core_h=("core_s", "sum"))
+    by["projected_core_h"] /= 3600
+    print(f"\nleft to reach {args.target} in the computing order: {len(rest)} compounds "
+          f"({', '.join(f'{n} with {k} elements' for k, n in rest['n_elements'].value_counts().sort_index().items())}), "
+          f"about {rest['core_s'].sum() / 3600:.1f} core-hours at the median core-s of each prototype "
+          f"(protocol {dft.DATASET_VERSION} where it has computed ≥ 5 of the prototype, else all); by prototype:")
+    print(by.sort_values("projected_core_h", ascending=False).round(1).to_string())
 
 
 if __name__ == "__main__":
