@@ -385,6 +385,32 @@ def test_production_scan_is_recentred_when_the_coarse_minimum_is_off(monkeypatch
     assert abs(centre(used_off) / v0 - 1) > 0.03 and off["n_scf"] < rec["n_scf"]
 
 
+def test_a_failed_fit_keeps_the_scan_that_failed_it(tmp_path, monkeypatch):
+    """A synthetic E(V) with a 60 meV step between volumes (as when a magnetic state
+    switches along a scan) fails the fit-residual gate; the failure record keeps the
+    E(V) points, which points were fitted and the moments, and no field is written."""
+    from ase.eos import birchmurnaghan
+    from ase.units import GPa
+
+    v0 = 16.6
+
+    def stepped_energy(build, a, settings, kpts, txt, coarse=False, spin=False, previous=None):
+        atoms = build(a)
+        v = atoms.get_volume()
+        return birchmurnaghan(v, -3.0, 100 * GPa, 4.5, v0) + (0.06 if v > v0 * 1.01 and not coarse else 0.0), atoms
+
+    monkeypatch.setattr(dft, "_energy", stepped_energy)
+    res = dft.run_one({"id": "Al-fcc", "prototype": "fcc", "species": ["Al"]}, tmp_path, dft.DFTSettings())
+    assert res["status"] == "failed" and "fit residual" in res["reason"]
+    fail = json.loads((tmp_path / "failures" / "Al-fcc.json").read_text())
+    d = fail["details"]
+    assert len(d["eos_volumes_A3"]) == len(d["eos_energies_eV"]) == len(d["eos_used"]) == len(d["max_local_moments_muB"])
+    assert sum(d["eos_used"]) >= 5 and not d["spin_polarized"] and fail["protocol"] == dft.DATASET_VERSION
+    jump = [e - birchmurnaghan(v, -3.0, 100 * GPa, 4.5, v0) for v, e in zip(d["eos_volumes_A3"], d["eos_energies_eV"])]
+    assert max(jump) == pytest.approx(0.06) and min(jump) == pytest.approx(0.0, abs=1e-12)
+    assert not (tmp_path / "fields" / "Al-fcc.npz").exists() and not (tmp_path / "records" / "Al-fcc.json").exists()
+
+
 def test_scan_offset_measures_where_v0_sits_in_the_scan():
     vols = [14.4, 15.2, 16.0, 16.8, 17.6]
     rec = {"eos_volumes_A3": vols, "eos_used": [True] * 5, "cell": "primitive", "a0_A": (4 * 16.8) ** (1 / 3)}

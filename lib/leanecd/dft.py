@@ -609,7 +609,7 @@ def _protocol(build, a_guess: float, mult: int, cid: str, settings: DFTSettings,
     # 2. production scan, k mesh fixed for all volumes.
     kpts = _kmesh(build(a_est), settings.kpt_density)
     v_est = a_est**3
-    vols, ens, edges = [], [], []
+    vols, ens, edges, moments = [], [], [], []  # moments: largest |local moment| of each SCF (μB)
     prev = None  # coarse and production differ in cutoff and k mesh: nothing to reuse
     # with field_in_fit the centre volume is left out: the field SCF takes its place below
     steps = [s for s in settings.volume_steps if not (settings.field_in_fit and abs(s - 1) < 1e-9)]
@@ -628,6 +628,7 @@ def _protocol(build, a_guess: float, mult: int, cid: str, settings: DFTSettings,
             edges.append(a)
             vols.append(build(a).get_volume())
             ens.append(e)
+            moments.append(_moments(at, spin)[1])
         order = np.argsort(vols)
         k = int(np.argmin(np.array(ens)[order]))
         if not 0 < k < len(vols) - 1:
@@ -653,25 +654,34 @@ def _protocol(build, a_guess: float, mult: int, cid: str, settings: DFTSettings,
         edges.append(a_pre)
         vols.append(at.get_volume())
         ens.append(e)
+        moments.append(_moments(at, spin)[1])
         field = (a_pre, e, at)
     vols_a, ens_a = np.array(vols), np.array(ens)
     # fit on the final scan: the points within ±11 % in volume of its centre
     sel = np.abs(np.array(edges) ** 3 / v_est - 1) <= 0.11
+
+    def gate(message: str) -> DFTError:
+        """A failed fit gate, with the scan that failed it (kept in the failure record)."""
+        return DFTError(message, details={"eos_volumes_A3": vols_a.tolist(), "eos_energies_eV": ens_a.tolist(),
+                                          "eos_used": sel.tolist(), "max_local_moments_muB": moments,
+                                          "spin_polarized": bool(spin), "kpts": kpts, "natoms": natoms,
+                                          "n_scf": n_scf})
+
     eos = EquationOfState(vols_a[sel], ens_a[sel], eos="birchmurnaghan")
     try:
         v0, e0, B = eos.fit()
     except Exception as exc:
-        raise DFTError(f"Birch–Murnaghan fit failed: {exc}") from None
+        raise gate(f"Birch–Murnaghan fit failed: {exc}") from None
     Bp = float(eos.eos_parameters[2]) if hasattr(eos, "eos_parameters") else float("nan")
     resid = ens_a[sel] - eos.func(vols_a[sel], *eos.eos_parameters)
     rms_meV = float(np.sqrt(np.mean(resid**2)) / natoms * 1000)
     B_GPa = float(B / GPa)
     if not (vols_a[sel].min() < v0 < vols_a[sel].max()):
-        raise DFTError(f"fitted V0 = {v0:.3f} Å³ outside the scan [{vols_a.min():.3f}, {vols_a.max():.3f}]")
+        raise gate(f"fitted V0 = {v0:.3f} Å³ outside the scan [{vols_a.min():.3f}, {vols_a.max():.3f}]")
     if not B_GPa > 0:
-        raise DFTError(f"bulk modulus {B_GPa:.2f} GPa is not positive")
+        raise gate(f"bulk modulus {B_GPa:.2f} GPa is not positive")
     if rms_meV > settings.max_fit_rms_meV:
-        raise DFTError(f"fit residual {rms_meV:.3f} meV/atom exceeds {settings.max_fit_rms_meV}")
+        raise gate(f"fit residual {rms_meV:.3f} meV/atom exceeds {settings.max_fit_rms_meV}")
     a0 = float((v0 * mult) ** (1 / 3))
     # 3. the field at equilibrium (the fit's centre point if it lies within the tolerance of a0)
     if field is not None and abs(field[0] / a0 - 1) <= settings.field_a_tolerance:
@@ -829,8 +839,9 @@ def _run_one_claimed(entry: dict, out: Path, settings: DFTSettings, t0: float) -
             record, fld = compute_compound(entry["prototype"], entry["species"], settings, log=str(logdir / f"{cid}.txt"))
     except DFTError as exc:
         fail = {"id": cid, "prototype": entry.get("prototype", "given"), "species": entry.get("species"),
-                "meta": entry.get("meta"), "reason": str(exc),
-                "wall_s": time.time() - t0, "settings": asdict(settings), "status": "failed"}
+                "meta": entry.get("meta"), "reason": str(exc), **({"details": exc.details} if exc.details else {}),
+                "wall_s": time.time() - t0, "settings": asdict(settings), "status": "failed",
+                "protocol": DATASET_VERSION}
         write_json(out / "failures" / f"{cid}.json", fail)
         return fail
     save_field(out / "fields" / f"{cid}.npz", fld)

@@ -33,7 +33,14 @@ class FieldError(LeanECDError, ValueError):
 
 
 class DFTError(LeanECDError, RuntimeError):
-    """A DFT calculation failed one of the dataset's quality gates."""
+    """A DFT calculation failed one of the dataset's quality gates.
+
+    ``details``: what the gate saw (e.g. the E(V) points of a failed fit), kept in the
+    failure record so that the failure can be studied without recomputing it."""
+
+    def __init__(self, message: str, details: dict | None = None):
+        super().__init__(message)
+        self.details = details or {}
 
 
 class DownloadError(LeanECDError, RuntimeError):
