@@ -6,9 +6,9 @@ its core-seconds; older records have only wall seconds, an upper bound when the
 machine was shared. Prints a table by prototype, one for spin-polarised vs
 spin-paired compounds, the figure for non-magnetic binaries (target: median ≤ 2
 core-minutes), the total, and a projection of what is left to reach ``--target``
-compounds in the computing order (each prototype's median core-s under the
-current protocol where it has computed at least 5 of them, else under any; a
-recorded failure counts as done).
+compounds in the computing order (each prototype's median core-s, with and
+without a magnetic element apart, under the current protocol where it has
+computed at least 5 of the kind, else under any; a recorded failure counts as done).
 
     python benchmarks/dft_cost.py [data/embedded] [--target 600]   # also writes benchmarks/output/dft_cost.txt
 """
@@ -63,21 +63,27 @@ def main(argv=None) -> None:
     # what is left to reach the target in the computing order
     done = {p.stem for d in ("records", "failures") for p in (root / d).glob("*.json")}
     left = [e for e in dft.plan()[: args.target] if e["id"] not in done]
-    now = df[df["protocol"] == dft.DATASET_VERSION].groupby("prototype")["core_s"]
+    # keyed by prototype and whether a magnetic element is present (those start spin-polarised)
+    magnetic = lambda species: any(x in dft.MAGNETIC for x in species)  # noqa: E731
+    df["magnetic"] = df["species"].map(magnetic)
+    key = ["prototype", "magnetic"]
+    now = df[df["protocol"] == dft.DATASET_VERSION].groupby(key)["core_s"]
     current = now.median()[now.size() >= 5]  # a median of at least 5 compounds
-    any_protocol = df.groupby("prototype")["core_s"].median()
-    rest = pd.DataFrame({"prototype": [e["prototype"] for e in left],
+    any_protocol, by_prototype = df.groupby(key)["core_s"].median(), df.groupby("prototype")["core_s"].median()
+    rest = pd.DataFrame({"prototype": [e["prototype"] for e in left], "magnetic": [magnetic(e["species"]) for e in left],
                          "n_elements": [len(set(e["species"])) for e in left]})
     if rest.empty:
         print(f"\nthe first {args.target} compounds of the computing order are all done")
         return
-    rest["core_s"] = rest["prototype"].map(lambda p: current.get(p, any_protocol.get(p, float("nan"))))
-    by = rest.groupby("prototype").agg(compounds=("core_s", "size"), projected_core_h=("core_s", "sum"))
+    rest["core_s"] = [current.get(k, any_protocol.get(k, by_prototype.get(k[0], float("nan"))))
+                      for k in zip(rest["prototype"], rest["magnetic"])]
+    by = rest.groupby(key).agg(compounds=("core_s", "size"), projected_core_h=("core_s", "sum"))
     by["projected_core_h"] /= 3600
     print(f"\nleft to reach {args.target} in the computing order: {len(rest)} compounds "
           f"({', '.join(f'{n} with {k} elements' for k, n in rest['n_elements'].value_counts().sort_index().items())}), "
           f"about {rest['core_s'].sum() / 3600:.1f} core-hours at the median core-s of each prototype "
-          f"(protocol {dft.DATASET_VERSION} where it has computed ≥ 5 of the prototype, else all); by prototype:")
+          f"(with and without a magnetic element apart; protocol {dft.DATASET_VERSION} where it has computed ≥ 5 "
+          f"of the kind, else all):")
     print(by.sort_values("projected_core_h", ascending=False).round(1).to_string())
 
 
