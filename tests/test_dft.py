@@ -194,7 +194,8 @@ def test_spin_polarisation_dropped_only_where_no_moment_survives():
     runs spin-paired and must give the same numbers."""
     kept, _ = dft.compute_compound("cscl", ("Ni", "Al"), TINY)
     assert kept["magnetic_candidate"]
-    assert kept["spin_polarized"] == (kept["coarse_max_local_moment"] >= TINY.spin_collapse_muB)
+    assert kept["spin_polarized"] == (kept["coarse_window_local_moment"] >= TINY.spin_collapse_muB)
+    assert kept["coarse_window_local_moment"] <= kept["coarse_max_local_moment"]
     limit = max(0.5, 2 * kept["coarse_max_local_moment"])
     paired, _ = dft.compute_compound("cscl", ("Ni", "Al"), replace(TINY, spin_collapse_muB=limit))
     assert paired["magnetic_candidate"] and not paired["spin_polarized"] and paired["magmom_total"] == 0.0
@@ -383,6 +384,68 @@ def test_production_scan_is_recentred_when_the_coarse_minimum_is_off(monkeypatch
     off, _ = dft.compute_compound("fcc", ("Al",), replace(TINY, recentre_volume=1.0))
     used_off = np.array(off["eos_volumes_A3"])[off["eos_used"]]
     assert abs(centre(used_off) / v0 - 1) > 0.03 and off["n_scf"] < rec["n_scf"]
+
+
+def test_a_moment_only_at_an_expanded_guess_does_not_make_the_scan_spin_polarised(monkeypatch):
+    """Synthetic SCFs of fcc Ni (a magnetic candidate): a Birch–Murnaghan E(V) with its
+    minimum at a0 = 3.52 Å, and a local moment of 2 μB only at edges more than 6 % above a0,
+    as an expanded first guess gives. The coarse scan starts at 1.15 a0 and walks down; with
+    ``spin_window`` (protocol 0.6.0) only the coarse points near its minimum decide, so the
+    production runs spin-paired; with the window off (0.1–0.5) the far point makes it
+    spin-polarised. The moment that decided is recorded."""
+    from ase.eos import birchmurnaghan
+    from ase.units import GPa
+
+    a0 = 3.52
+    v0 = a0**3 / 4
+    production_spin = []
+
+    class SyntheticCalc:
+        def __init__(self, atoms, moment):
+            self.volume, self.natoms, self.moment = atoms.get_volume(), len(atoms), moment
+
+        def get_pseudo_density(self):
+            return np.full((6, 6, 6), 10.0 / self.volume)
+
+        def get_number_of_electrons(self):
+            return 10.0
+
+        def get_magnetic_moment(self):
+            return self.moment
+
+        def get_magnetic_moments(self):
+            return np.full(self.natoms, self.moment)
+
+    def fake_energy(build, a, settings, kpts, txt, coarse=False, spin=False, previous=None):
+        atoms = build(a)
+        if not coarse:
+            production_spin.append(spin)
+        moment = 2.0 if spin and a > 1.06 * a0 else 0.0
+        e = birchmurnaghan(atoms.get_volume(), -5.0, 180 * GPa, 4.8, v0)
+        atoms.calc = SyntheticCalc(atoms, moment)
+        return e, atoms
+
+    monkeypatch.setattr(dft, "_energy", fake_energy)
+    monkeypatch.setattr(dft, "guess_lattice_constant", lambda prototype, species: 1.15 * a0)
+    settings = replace(TINY, calibrated_guess=False)
+    rec, _ = dft.compute_compound("fcc", ("Ni",), settings)
+    assert rec["magnetic_candidate"] and rec["coarse_max_local_moment"] == 2.0
+    assert rec["coarse_window_local_moment"] == 0.0 and not rec["spin_polarized"]
+    assert production_spin and not any(production_spin)
+    assert rec["a0_A"] == pytest.approx(a0, rel=1e-4) and rec["bulk_modulus_GPa"] == pytest.approx(180, rel=1e-3)
+    production_spin.clear()
+    old, _ = dft.compute_compound("fcc", ("Ni",), replace(settings, spin_window=0.0))
+    assert old["spin_polarized"] and old["coarse_window_local_moment"] == 2.0 and all(production_spin)
+    assert old["n_scf"] == rec["n_scf"] and old["bulk_modulus_GPa"] == pytest.approx(rec["bulk_modulus_GPa"], rel=1e-9)
+
+
+def test_spin_decision_counts_only_coarse_points_near_the_minimum():
+    s = dft.DFTSettings()
+    assert dft.spin_decision({5.4: 0.0, 5.6: 0.01, 6.0: 2.1}, 5.5, s) == (False, 0.01)
+    assert dft.spin_decision({5.4: 0.0, 5.6: 0.01, 6.0: 2.1}, 5.5, replace(s, spin_window=0.0)) == (True, 2.1)
+    assert dft.spin_decision({5.4: 0.0, 5.5 * 1.05: 0.3}, 5.5, s) == (True, 0.3)  # the window's edge counts
+    assert dft.spin_decision({5.5: 0.049}, 5.5, s) == (False, 0.049)  # below spin_collapse_muB
+    assert dft.spin_decision({}, 5.5, s) == (False, 0.0)
 
 
 def test_a_failed_fit_keeps_the_scan_that_failed_it(tmp_path, monkeypatch):

@@ -10,8 +10,9 @@ For every compound this module
    scan of 5 volumes around it with the **k-point mesh held fixed** for all volumes,
    re-centred again if the minimum is at an edge;
    Compounds with Mn, Fe, Co, Ni or Cr start the coarse scan spin-polarised from a
-   ferromagnetic start; if no local moment survives it (all < 0.05 μB), the
-   production scan runs spin-paired (the same solution, at half the cost).
+   ferromagnetic start; if no local moment survives it (all < 0.05 μB) near the
+   coarse minimum (coarse points within 5 % of its lattice constant, since protocol
+   0.6.0), the production scan runs spin-paired (the same solution, at half the cost).
    Each spin-paired SCF of a scan starts from the wave functions and density of the
    previous volume (GPAW's plane-wave morph; same cutoff and k mesh, so the converged
    energy is the same as from scratch; since compound 167), and since protocol 0.5.0
@@ -56,7 +57,7 @@ from .io import ECDField
 from .store import read_json, save_field, write_json
 
 DATASET_NAME = "leanecd-gpaw-cubic"
-DATASET_VERSION = "0.5.0"  #: the protocol's version; the loaded data's is "<this>+<n>cpd"
+DATASET_VERSION = "0.6.0"  #: the protocol's version; the loaded data's is "<this>+<n>cpd"
 
 #: The protocol's versions: (version, what changed). A record's version is ``record["protocol"]``
 #: (from 0.3.0), else told by its settings (see :func:`protocol_version`).
@@ -74,6 +75,9 @@ PROTOCOL_HISTORY = [
               "recentre_volume; one of them, GaNi3N, sits 3 % off-centre)"),
     ("0.5.0", "spin-polarised SCFs of a scan start from the previous volume's magnetised density and wave "
               "functions when its local moment survived (same energies and moments; 19 % less CPU on Co2InZr)"),
+    ("0.6.0", "spin polarisation decided by the coarse points within 5 % of the coarse minimum's lattice "
+              "constant (the production scan's volumes), not by every coarse point: a moment found only at "
+              "an expanded guess no longer makes a non-magnetic compound spin-polarised"),
 ]
 
 
@@ -97,7 +101,8 @@ def protocol_version(record: dict) -> str:
 
 #: Elements whose compounds start spin-polarised from a ferromagnetic start (as JARVIS), with these
 #: initial moments (μB). The production scan and the field stay spin-polarised only if some local
-#: moment of the coarse scan reaches ``DFTSettings.spin_collapse_muB``; otherwise they are spin-paired.
+#: moment of the coarse scan near its minimum (``DFTSettings.spin_window``) reaches
+#: ``DFTSettings.spin_collapse_muB``; otherwise they are spin-paired (:func:`spin_decision`).
 MAGNETIC = {"Mn": 3.0, "Fe": 3.0, "Co": 2.0, "Ni": 1.0, "Cr": 3.0}
 
 
@@ -116,6 +121,9 @@ class DFTSettings:
     max_fit_rms_meV: float = 2.0  #: gate: BM fit residual per atom
     max_electron_error: float = 1e-3  #: gate: |∫ρ − N_valence| / N_valence
     spin_collapse_muB: float = 0.05  #: spin-paired production if every local moment of the coarse scan is below this (μB)
+    #: only coarse points with |a / a_coarse_min − 1| ≤ this decide the spin (the production scan spans
+    #: ±3.3 % in a); 0: every coarse point, versions 0.1–0.5
+    spin_window: float = 0.05
     maxiter: int = 300
     #: spin-paired SCFs of a scan start from the previous volume's wave functions and density
     #: (GPAW's plane-wave "morph"; same k mesh and cutoff, so the converged energy is unchanged);
@@ -441,6 +449,27 @@ def _local_moment(calc) -> float:
         return 0.0
 
 
+def spin_decision(coarse_moments: dict, a_est: float, settings: DFTSettings) -> tuple[bool, float]:
+    """Whether the production scan runs spin-polarised, and the moment (μB) that decided it.
+
+    ``coarse_moments``: {conventional edge a (Å): largest |local moment| (μB)} of the coarse
+    scan; ``a_est``: its minimum (Å). Only points within ``settings.spin_window`` of ``a_est``
+    count (all of them if the window is 0): a moment that exists only at a far-expanded guess
+    volume says nothing about the volumes fitted.
+
+    >>> spin_decision({5.4: 0.0, 5.6: 0.01, 6.0: 2.1}, 5.5, DFTSettings())
+    (False, 0.01)
+    >>> spin_decision({5.4: 0.0, 5.6: 0.01, 6.0: 2.1}, 5.5, DFTSettings(spin_window=0))
+    (True, 2.1)
+    """
+    near = [m for a, m in coarse_moments.items()
+            if not settings.spin_window or abs(a / a_est - 1) <= settings.spin_window + 1e-9]
+    if not near:  # cannot happen for a bracketed minimum; be safe: keep every point
+        near = list(coarse_moments.values())
+    moment = float(max(near, default=0.0))
+    return moment >= settings.spin_collapse_muB, moment
+
+
 def _eos_minimum_edge(vols, ens, mult: int) -> float | None:
     """Conventional edge (Å) at the minimum of the Birch–Murnaghan form through E(V) points.
 
@@ -553,16 +582,16 @@ def _protocol(build, a_guess: float, mult: int, cid: str, settings: DFTSettings,
     magnetic = any(s in MAGNETIC for s in atoms_guess.get_chemical_symbols())
     # 1. bracketing at coarse settings, extended (or re-centred) until the minimum is inside.
     ck = _kmesh(atoms_guess, settings.coarse_kpt_density)
-    pts, coarse_local = {}, 0.0
+    pts, coarse_moms = {}, {}  # coarse scan: energy and largest |local moment| (μB) by edge a
     prev = None  # the last SCF's calculator (its wave functions start the next spin-paired SCF)
 
     def coarse_point(a):
-        nonlocal prev, coarse_local, n_scf
+        nonlocal prev, n_scf
         if a not in pts:
             e, at = _energy(build, a, settings, ck, txt, coarse=True, spin=magnetic, previous=prev)
             prev = at.calc
             pts[a] = e
-            coarse_local = max(coarse_local, _moments(at, magnetic)[1])
+            coarse_moms[a] = _moments(at, magnetic)[1]
             n_scf += 1
 
     def interior_minimum():
@@ -604,8 +633,10 @@ def _protocol(build, a_guess: float, mult: int, cid: str, settings: DFTSettings,
             centre = a_sorted[k]
     if a_est is None:
         raise DFTError(f"no energy minimum found between a = {min(pts):.3f} and {max(pts):.3f} Å (coarse scan)")
-    # spin polarisation only where a moment survives the coarse scan
-    spin = magnetic and coarse_local >= settings.spin_collapse_muB
+    # spin polarisation only where a moment survives the coarse scan near its minimum
+    spin, window_local = spin_decision(coarse_moms, a_est, settings)
+    spin = magnetic and spin
+    coarse_local = max(coarse_moms.values(), default=0.0)
     # 2. production scan, k mesh fixed for all volumes.
     kpts = _kmesh(build(a_est), settings.kpt_density)
     v_est = a_est**3
@@ -719,6 +750,7 @@ def _protocol(build, a_guess: float, mult: int, cid: str, settings: DFTSettings,
         "spin_polarized": bool(spin),
         "magnetic_candidate": bool(magnetic),
         "coarse_max_local_moment": float(coarse_local),
+        "coarse_window_local_moment": window_local,  # the moment that decided spin (spin_window)
         "kpts": kpts,
         "grid": list(rho.shape),
         "n_valence": n_val,
