@@ -390,15 +390,18 @@ def test_a_moment_only_at_an_expanded_guess_does_not_make_the_scan_spin_polarise
     """Synthetic SCFs of fcc Ni (a magnetic candidate): a Birch–Murnaghan E(V) with its
     minimum at a0 = 3.52 Å, and a local moment of 2 μB only at edges more than 6 % above a0,
     as an expanded first guess gives. The coarse scan starts at 1.15 a0 and walks down; with
-    ``spin_window`` (protocol 0.6.0) only the coarse points near its minimum decide, so the
-    production runs spin-paired; with the window off (0.1–0.5) the far point makes it
-    spin-polarised. The moment that decided is recorded."""
+    ``spin_window`` (protocol 0.6.0) only the coarse points near its minimum decide, and the
+    spin probe (0.6.1), one spin-polarised production SCF at the largest volume (a ≈ 1.032 a0),
+    finds no moment, so the scan runs spin-paired; if the moment survived there at production
+    settings, the scan is spin-polarised and keeps the probe as a point; with the window off
+    (0.1–0.5) the far point alone makes it spin-polarised."""
     from ase.eos import birchmurnaghan
     from ase.units import GPa
 
     a0 = 3.52
     v0 = a0**3 / 4
     production_spin = []
+    onset = {"coarse": 1.06 * a0, "production": 1.06 * a0}  # moments above these edges (Å)
 
     class SyntheticCalc:
         def __init__(self, atoms, moment):
@@ -420,7 +423,7 @@ def test_a_moment_only_at_an_expanded_guess_does_not_make_the_scan_spin_polarise
         atoms = build(a)
         if not coarse:
             production_spin.append(spin)
-        moment = 2.0 if spin and a > 1.06 * a0 else 0.0
+        moment = 2.0 if spin and a > onset["coarse" if coarse else "production"] else 0.0
         e = birchmurnaghan(atoms.get_volume(), -5.0, 180 * GPa, 4.8, v0)
         atoms.calc = SyntheticCalc(atoms, moment)
         return e, atoms
@@ -431,12 +434,26 @@ def test_a_moment_only_at_an_expanded_guess_does_not_make_the_scan_spin_polarise
     rec, _ = dft.compute_compound("fcc", ("Ni",), settings)
     assert rec["magnetic_candidate"] and rec["coarse_max_local_moment"] == 2.0
     assert rec["coarse_window_local_moment"] == 0.0 and not rec["spin_polarized"]
-    assert production_spin and not any(production_spin)
+    assert rec["spin_probe_moment"] == 0.0 and production_spin[0] and not any(production_spin[1:])
     assert rec["a0_A"] == pytest.approx(a0, rel=1e-4) and rec["bulk_modulus_GPa"] == pytest.approx(180, rel=1e-3)
+    assert len(rec["eos_volumes_A3"]) == len(production_spin) - 1  # the dropped probe is not a point
+
     production_spin.clear()
     old, _ = dft.compute_compound("fcc", ("Ni",), replace(settings, spin_window=0.0))
     assert old["spin_polarized"] and old["coarse_window_local_moment"] == 2.0 and all(production_spin)
-    assert old["n_scf"] == rec["n_scf"] and old["bulk_modulus_GPa"] == pytest.approx(rec["bulk_modulus_GPa"], rel=1e-9)
+    assert old["spin_probe_moment"] is None and old["n_scf"] == rec["n_scf"] - 1
+    assert old["bulk_modulus_GPa"] == pytest.approx(rec["bulk_modulus_GPa"], rel=1e-9)
+
+    production_spin.clear()
+    unprobed, _ = dft.compute_compound("fcc", ("Ni",), replace(settings, spin_probe=False))
+    assert not unprobed["spin_polarized"] and not any(production_spin) and unprobed["spin_probe_moment"] is None
+    assert unprobed["n_scf"] == rec["n_scf"] - 1
+
+    production_spin.clear()
+    onset["production"] = 1.02 * a0  # at production settings the moment reaches the largest volume
+    kept, _ = dft.compute_compound("fcc", ("Ni",), settings)
+    assert kept["spin_polarized"] and kept["spin_probe_moment"] == 2.0 and all(production_spin)
+    assert kept["n_scf"] == old["n_scf"] and len(kept["eos_volumes_A3"]) == len(production_spin)
 
 
 def test_spin_decision_counts_only_coarse_points_near_the_minimum():

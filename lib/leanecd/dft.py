@@ -12,7 +12,9 @@ For every compound this module
    Compounds with Mn, Fe, Co, Ni or Cr start the coarse scan spin-polarised from a
    ferromagnetic start; if no local moment survives it (all < 0.05 μB) near the
    coarse minimum (coarse points within 5 % of its lattice constant, since protocol
-   0.6.0), the production scan runs spin-paired (the same solution, at half the cost).
+   0.6.0), the production scan runs spin-paired (the same solution, at half the cost);
+   a moment seen only away from the minimum is first checked by one spin-polarised
+   production SCF at the largest volume (0.6.1).
    Each spin-paired SCF of a scan starts from the wave functions and density of the
    previous volume (GPAW's plane-wave morph; same cutoff and k mesh, so the converged
    energy is the same as from scratch; since compound 167), and since protocol 0.5.0
@@ -57,7 +59,7 @@ from .io import ECDField
 from .store import read_json, save_field, write_json
 
 DATASET_NAME = "leanecd-gpaw-cubic"
-DATASET_VERSION = "0.6.0"  #: the protocol's version; the loaded data's is "<this>+<n>cpd"
+DATASET_VERSION = "0.6.1"  #: the protocol's version; the loaded data's is "<this>+<n>cpd"
 
 #: The protocol's versions: (version, what changed). A record's version is ``record["protocol"]``
 #: (from 0.3.0), else told by its settings (see :func:`protocol_version`).
@@ -79,6 +81,9 @@ PROTOCOL_HISTORY = [
               "constant (the production scan's volumes), not by every coarse point: a moment found only at "
               "an expanded guess no longer makes a non-magnetic compound spin-polarised (FeNbN: same B, "
               "359 → 165 CPU-s)"),
+    ("0.6.1", "a moment that the coarse scan saw only away from its minimum is checked by one spin-polarised "
+              "production SCF at the scan's largest volume (ferromagnetic start): if it survives there the "
+              "scan is spin-polarised and that SCF is one of its points, else the SCF is dropped"),
 ]
 
 
@@ -125,6 +130,9 @@ class DFTSettings:
     #: only coarse points with |a / a_coarse_min − 1| ≤ this decide the spin (the production scan spans
     #: ±3.3 % in a); 0: every coarse point, versions 0.1–0.5
     spin_window: float = 0.05
+    #: a moment the coarse scan saw only outside ``spin_window`` is checked by one spin-polarised SCF at
+    #: production settings and the scan's largest volume before the scan runs spin-paired (False: 0.1–0.6.0)
+    spin_probe: bool = True
     maxiter: int = 300
     #: spin-paired SCFs of a scan start from the previous volume's wave functions and density
     #: (GPAW's plane-wave "morph"; same k mesh and cutoff, so the converged energy is unchanged);
@@ -645,6 +653,20 @@ def _protocol(build, a_guess: float, mult: int, cid: str, settings: DFTSettings,
     prev = None  # coarse and production differ in cutoff and k mesh: nothing to reuse
     # with field_in_fit the centre volume is left out: the field SCF takes its place below
     steps = [s for s in settings.volume_steps if not (settings.field_in_fit and abs(s - 1) < 1e-9)]
+    probe_moment = None  # largest |local moment| (μB) of the spin probe, if one ran
+    if magnetic and not spin and settings.spin_probe and coarse_local >= settings.spin_collapse_muB:
+        # the coarse scan saw a moment only far from its minimum: does one survive at production
+        # settings at the largest volume of the scan (where a moment is likeliest)?
+        a = round((v_est * max(steps)) ** (1 / 3), 6)
+        e, at = _energy(build, a, settings, kpts, txt, spin=True)
+        n_scf += 1
+        probe_moment = _moments(at, True)[1]
+        if probe_moment >= settings.spin_collapse_muB:  # it does: the scan is spin-polarised, this SCF a point
+            spin, prev = True, at.calc
+            edges.append(a)
+            vols.append(at.get_volume())
+            ens.append(e)
+            moments.append(probe_moment)
     a_pre = None  # with field_in_fit: the BM minimum through the final scan's points (conventional edge, Å)
     for attempt in range(4):
         for s in steps:
@@ -752,6 +774,7 @@ def _protocol(build, a_guess: float, mult: int, cid: str, settings: DFTSettings,
         "magnetic_candidate": bool(magnetic),
         "coarse_max_local_moment": float(coarse_local),
         "coarse_window_local_moment": window_local,  # the moment that decided spin (spin_window)
+        "spin_probe_moment": probe_moment,  # the production-settings check of a far moment (0.6.1), or None
         "kpts": kpts,
         "grid": list(rho.shape),
         "n_valence": n_val,
