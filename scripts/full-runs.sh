@@ -7,6 +7,9 @@
 #   scripts/full-runs.sh                 # everything below, skipping finished runs
 #   RUNS="A-bulk_modulus_GPa" scripts/full-runs.sh   # a subset (names as below)
 #   LC_FRACTIONS="0.25 0.5" scripts/full-runs.sh      # other learning-curve points ("" = none)
+#   LEANECD_DEVICE=cpu FOLDS=0 RUNS="A-bulk_modulus_GPa A-energy_per_atom_eV" scripts/full-runs.sh
+#                                        # the CPU route: final fits only (no CV-MAE), dirs *-final-cpu
+#   BASELINES="mean rf" scripts/full-runs.sh   # leave out the heavy Zhao et al. CNN (default: "mean rf zhao")
 #
 # Each run writes results/<model>-<target>-e650-cv9-<device>/ (config, splits, metrics,
 # predictions, best weights); a run whose metrics.json exists is skipped, so the script
@@ -25,13 +28,14 @@ DEVICE=${LEANECD_DEVICE:-$($PY -c "import torch; print('cuda' if torch.cuda.is_a
 EPOCHS=${EPOCHS:-650}
 FOLDS=${FOLDS:-9}
 RESULTS=${RESULTS:-results}
+CV=$([[ $FOLDS == 0 ]] && echo final || echo "cv${FOLDS}")   # 0 folds: final fit only
 ALL="A-bulk_modulus_GPa A-energy_per_atom_eV B-bulk_modulus_GPa B-energy_per_atom_eV C-bulk_modulus_GPa C-energy_per_atom_eV"
 RUNS=${RUNS:-$ALL}
 LC_FRACTIONS=${LC_FRACTIONS-0.125 0.25 0.5}
 for run in $RUNS; do
     model=${run%%-*}
     target=${run#*-}
-    dir=$RESULTS/${model}-${target}-e${EPOCHS}-cv${FOLDS}-${DEVICE}
+    dir=$RESULTS/${model}-${target}-e${EPOCHS}-${CV}-${DEVICE}
     if [[ -f $dir/metrics.json ]]; then echo "done: $dir"; continue; fi
     echo "== $dir"
     $PY -m leanecd.train --model "$model" --target "$target" --dataset embedded --run-dir "$dir" \
@@ -49,10 +53,10 @@ done
 # baselines on the split of Model A's runs: training mean, composition random forest,
 # and the heavy Zhao et al. 3D-CNN on the raw density (same protocol)
 for target in bulk_modulus_GPa energy_per_atom_eV; do
-    ref=$RESULTS/A-${target}-e${EPOCHS}-cv${FOLDS}-${DEVICE}
+    ref=$RESULTS/A-${target}-e${EPOCHS}-${CV}-${DEVICE}
     [[ -f $ref/metrics.json ]] || continue
-    names="mean rf zhao"
-    [[ -f $RESULTS/baselines/zhao-e${EPOCHS}-cv${FOLDS}-${DEVICE}-on-${ref##*/}/metrics.json ]] && names="mean rf"
+    names=${BASELINES:-mean rf zhao}
+    [[ -f $RESULTS/baselines/zhao-e${EPOCHS}-${CV}-${DEVICE}-on-${ref##*/}/metrics.json ]] && names=${names//zhao/}
     $PY -m leanecd.baselines --reference "$ref" --names $names --epochs "$EPOCHS" --folds "$FOLDS" \
         --mode full --device "$DEVICE" --out-root "$RESULTS/baselines"
 done
