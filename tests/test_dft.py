@@ -114,12 +114,27 @@ def test_real_gpaw_smoke_run_end_to_end(tmp_path):
 
 
 def test_failed_scf_is_recorded_as_failure_not_stored(tmp_path):
-    bad = replace(TINY, maxiter=2)
+    bad = replace(TINY, maxiter=2, maxiter_first=2)
     res = dft.run_one({"id": "Al-fcc", "prototype": "fcc", "species": ["Al"]}, tmp_path, bad)
     assert res["status"] == "failed" and "SCF failed" in res["reason"] and "damped" in res["reason"]
+    log = (tmp_path / "logs" / "Al-fcc.txt").read_text(errors="replace")
+    assert log.count("maximum number of iterations: 2\n") == 2  # both attempts are in the log
     assert (tmp_path / "failures" / "Al-fcc.json").exists()
     assert not (tmp_path / "records").exists() or not list((tmp_path / "records").iterdir())
     assert not (tmp_path / "fields" / "Al-fcc.npz").exists()
+
+
+def test_scf_that_stalls_gets_the_damped_retry_with_the_full_cap(tmp_path):
+    """maxiter_first caps the first attempts only: with 2 iterations they cannot converge, and the damped
+    retry, with maxiter iterations, must still produce the compound (maxiter=2 above fails it)."""
+    capped = replace(TINY, maxiter_first=2)
+    res = dft.run_one({"id": "Al-fcc", "prototype": "fcc", "species": ["Al"]}, tmp_path, capped)
+    assert res["status"] == "ok", res
+    log = (tmp_path / "logs" / "Al-fcc.txt").read_text(errors="replace")
+    assert "maximum number of iterations: 2\n" in log and "maximum number of iterations: 300\n" in log
+    assert "\0" not in log and log.count("Converged in") >= 6  # the whole compound: coarse scan and production
+    rec = json.loads((tmp_path / "records" / "Al-fcc.json").read_text())
+    assert rec["settings"]["maxiter_first"] == 2 and rec["protocol"] == dft.DATASET_VERSION
 
 
 @pytest.mark.parametrize(
