@@ -67,7 +67,8 @@ def main(argv=None) -> None:
     n_good = len(list((root / "records").glob("*.json")))
     order = dft.plan()
     left = [e for e in order if e["id"] not in done][: max(args.target - n_good, 0)]
-    limit = max((i + 1 for i, e in enumerate(order) if left and e["id"] == left[-1]["id"]), default=0)
+    # `run --limit N` computes the first N - (done compounds of the order) not yet done
+    limit = len(done & {e["id"] for e in order}) + len(left)
     # keyed by prototype and whether a magnetic element is present (those start spin-polarised)
     magnetic = lambda species: any(x in dft.MAGNETIC for x in species)  # noqa: E731
     df["magnetic"] = df["species"].map(magnetic)
