@@ -120,6 +120,46 @@ def one_thread():
     torch.set_num_threads(before)
 
 
+def test_baseline_learning_curve_has_fits_test_set_and_nested_training_sets(tmp_path, one_thread):
+    """The baselines' learning curve uses the split and nested subsets of fit(train_fraction=f):
+    checked against a real 1-epoch fit (SYNTHETIC features) and by brute force for the mean."""
+    import matplotlib
+
+    from leanecd import plots
+    from leanecd.settings import SETTINGS
+    from leanecd.train import TrainConfig, fit, split_indices, train_subset
+
+    matplotlib.use("Agg")
+    table = synthetic_compounds(40)
+    y = table["bulk_modulus_GPa"]
+    lc = B.learning_curve(table, ["bulk_modulus_GPa"], fractions=(0.25, 0.5, 1.0))
+    assert list(lc.columns) == M.LEARNING_CURVE_COLUMNS
+    assert list(lc["n_train"]) == [9, 18, 36] * 2 and set(lc["n_test"]) == {4}
+    # the same test set and training subset as a CNN fit at train_fraction 0.5 on these ids
+    X = np.random.default_rng(0).random((len(table), 19, 19, 19), dtype=np.float32)
+    cfg = TrainConfig(model="A", targets=("bulk_modulus_GPa",), epochs=1, batch_size=8, final_only=True,
+                      train_fraction=0.5, mode="full", device="cpu")
+    fit(X, y.to_numpy(), cfg, tmp_path / "A-f0.5", ids=list(table.index), progress=False)
+    cnn = M.read_run(tmp_path / "A-f0.5")
+    tv, te = split_indices(len(table), SETTINGS.seed, 0.1)
+    subsets = {f: set(table.index[train_subset(tv, f, SETTINGS.seed)]) for f in (0.25, 0.5, 1.0)}
+    assert set(cnn.ids("test")) == set(table.index[te])
+    assert set(cnn.ids("train")) == subsets[0.5]
+    assert subsets[0.25] < subsets[0.5] < subsets[1.0]  # nested
+    # the mean baseline's test MAE, by brute force, at every size
+    for f, sub in subsets.items():
+        row = lc[(lc["model"] == "mean") & (lc["train_fraction"] == f)].iloc[0]
+        assert row["test_mae"] == pytest.approx(np.mean(np.abs(y.loc[table.index[te]] - y.loc[list(sub)].mean())))
+    # the random forest learns the (easy, synthetic) relation better with more data here
+    rf = lc[lc["model"] == "rf"].set_index("train_fraction")["test_mae"]
+    assert rf[1.0] < rf[0.25]
+    # drawn together with the CNN's curve (baselines have no epochs)
+    both = pd.concat([lc, M.learning_curve([cnn], verbose=False)], ignore_index=True)
+    fig = plots.learning_curve(both)
+    labels = fig.axes[0].get_legend_handles_labels()[1]
+    assert len(labels) == 3 and any("epochs" not in lab for lab in labels)
+
+
 def fcc_dataset(n=14):
     """A synthetic Dataset of FCC Gaussian densities with a made-up 'bulk modulus' falling with a."""
     from leanecd.cells import synthetic_field

@@ -80,6 +80,7 @@ __all__ = [
     "MeanPredictor",
     "make_random_forest",
     "run_baseline",
+    "learning_curve",
     "baselines_for_run",
     "raw_density_grid",
     "raw_density_inputs",
@@ -448,6 +449,50 @@ def baselines_for_run(reference: Run | str | os.PathLike, table: pd.DataFrame, n
         out[name] = run_baseline(name, table, ref.targets, split, out_dir=out_dir, labels=labels,
                                  dataset_name=dataset_name, dataset_version=dataset_version)
     return out
+
+
+def learning_curve(table: pd.DataFrame, targets: Sequence[str], names: Sequence[str] = ("mean", "rf"),
+                   fractions: Sequence[float] = (0.125, 0.25, 0.5, 1.0), ids: Sequence[str] | None = None,
+                   seed: int = SETTINGS.seed, test_fraction: float = 0.1) -> pd.DataFrame:
+    """Test error of the baselines ``names`` against training-set size, on ``table`` as it is now.
+
+    The split is the one :func:`leanecd.train.fit` makes for ``ids`` (default: the table's
+    order, the order in which a dataset is featurised): the same 10 % test compounds at
+    every size, and training on the nested share :func:`leanecd.train.train_subset` of
+    the 90 % for each of ``fractions``, as ``fit(..., train_fraction=f)`` trains Model A.
+    So a CNN learning curve trained on the same data has the same test set and can be
+    drawn on the same axes. Cheap (seconds): nothing is written.
+
+    Returns a frame with :data:`leanecd.metrics.LEARNING_CURVE_COLUMNS` (``epochs`` is
+    ``None``; test_mae in the target's units, test_nmae in %), for
+    :func:`leanecd.plots.learning_curve`.
+
+    >>> t = pd.DataFrame({"formula": ["X"] * 40, "B": np.arange(40.0)}, index=[f"c{i}" for i in range(40)])
+    >>> lc = learning_curve(t, ["B"], names=["mean"], fractions=[0.25, 1.0])
+    >>> lc[["model", "train_fraction", "n_train", "n_test"]].to_dict("records")
+    [{'model': 'mean', 'train_fraction': 0.25, 'n_train': 9, 'n_test': 4}, {'model': 'mean', 'train_fraction': 1.0, 'n_train': 36, 'n_test': 4}]
+    """
+    from .metrics import LEARNING_CURVE_COLUMNS
+    from .train import split_indices, train_subset
+
+    targets = [targets] if isinstance(targets, str) else list(targets)
+    ids = [str(i) for i in (table.index if ids is None else ids)]
+    trainval, test = split_indices(len(ids), seed, test_fraction)
+    rows = []
+    for f in sorted(fractions):
+        sub = train_subset(trainval, f, seed)
+        split = Split(trainval=[ids[i] for i in sub], test=[ids[i] for i in test], folds=[], seed=seed,
+                      test_fraction=test_fraction, order=ids,
+                      source=f"leanecd.train.split_indices(seed={seed}) on {len(ids)} ids, train_subset({f})")
+        for name in names:
+            run = run_baseline(name, table, targets, split)
+            rec = recompute(run.predictions)
+            for t in targets:
+                rows.append({"model": name, "target": t, "epochs": None, "train_fraction": float(f),
+                             "n_train": rec["n_train"], "n_test": rec["n_test"], "test_mae": rec["test_mae"][t],
+                             "test_nmae": rec["test_nmae"][t], "run": f"{name} baseline, train_fraction {f:g}"})
+    df = pd.DataFrame(rows, columns=LEARNING_CURVE_COLUMNS)
+    return df.sort_values(["model", "target", "n_train"], ignore_index=True)
 
 
 # --------------------------------------------------------------------------- the Zhao et al. CNN on raw ρ

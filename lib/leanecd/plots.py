@@ -497,13 +497,15 @@ __all__ += ["learning_curve"]
 def learning_curve(df, title: str | None = None):
     """Test MAE against the number of training compounds, log–log, one panel per target.
 
-    ``df``: the frame of :func:`leanecd.metrics.learning_curve`; one line per model and
+    ``df``: the frame of :func:`leanecd.metrics.learning_curve` and/or
+    :func:`leanecd.baselines.learning_curve` (epochs ``None``); one line per model and
     epochs in each panel, a marker per run, the x ticks at the training-set sizes.
     On log–log axes a power law MAE ∝ n^(−a) is a straight line. (Not to be confused
     with :func:`leanecd.train.plot_learning_curves`, the loss against epoch.)
     Returns the Figure.
     """
     import matplotlib.pyplot as plt
+    import pandas as pd
     from matplotlib.ticker import LogFormatter, NullFormatter, ScalarFormatter
 
     class _PlainLogFormatter(LogFormatter):
@@ -519,10 +521,11 @@ def learning_curve(df, title: str | None = None):
                              constrained_layout=True, squeeze=False)
     for ax, t in zip(axes[0], targets):
         d = df[df["target"] == t]
-        for (m, epochs), line in d.groupby(["model", "epochs"], sort=True):
+        for (m, epochs), line in d.groupby(["model", "epochs"], sort=True, dropna=False):
             line = line.sort_values("n_train")
+            trained = "" if pd.isna(epochs) else f", {epochs} epochs"  # a baseline has no epochs
             ax.plot(line["n_train"], line["test_mae"], marker="o",
-                    label=f"{model_label(m)}, {epochs} epochs (n test = {line['n_test'].iloc[0]})")
+                    label=f"{model_label(m)}{trained} (n test = {line['n_test'].iloc[0]})")
         ax.set_xscale("log")
         ax.set_yscale("log")
         ticks = sorted(set(int(n) for n in d["n_train"]))
