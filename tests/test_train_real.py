@@ -8,8 +8,12 @@ below that of the first, and below 1 (the loss of always predicting the training
 mean). 20 compounds, 20 epochs, one thread: ~20 s on a busy 2-core CPU. The settings
 are NOT the paper's: with ~20 compounds, batch 50 would be one Adam step per epoch,
 and lr 5e-3 at a small batch is unstable over a few dozen steps, so the test uses
-batch 4 and lr 1e-3 (cosine-annealed to 0 over the run: ~100 steps). Measured on
-six seeded subsets, the last epochs' loss ended at 0.18-0.47 of a first epoch of 1.0-1.15.
+batch 4 and lr 1e-3 (cosine-annealed to 0 over the run: ~100 steps).
+
+The 20 compounds are fixed (:data:`LEARNING_IDS`), not drawn from the whole dataset:
+a seeded draw changes whenever the dataset grows, and at 511 compounds it drew 20 on
+which 20 epochs took the loss only from 1.12 to 0.97 (at 516, another draw: 1.09 to
+0.25). On the fixed 20, seeds 0, 1, 2 end at 0.47-0.53 from a first epoch of 1.09-1.21.
 """
 
 from __future__ import annotations
@@ -25,6 +29,11 @@ from leanecd.train import TrainConfig, fit, main
 
 N_SUBSET = 20
 TARGET = "bulk_modulus_GPa"
+#: 20 compounds of the dataset's first version (0.1.0+39cpd, the stored runs' data; bulk
+#: moduli 21-342 GPa). The data are append-only, so they stay, whatever is added.
+LEARNING_IDS = ["Ag-fcc", "Al-fcc", "AlF3-reo3", "AlPd-cscl", "AlRh-cscl", "Au-fcc", "AuTi-cscl", "BN-zincblende",
+                "BaTe-rocksalt", "BePd-cscl", "BeTe-zincblende", "Ca-fcc", "CaF2-fluorite", "CaHfO3-perovskite",
+                "CaKF3-perovskite", "CdCl2-fluorite", "CdO-zincblende", "CrF3-reo3", "Cu-fcc", "Cu2MnSi-heusler"]
 
 
 @pytest.fixture(autouse=True)
@@ -55,10 +64,14 @@ def embedded():
 def test_model_a_learns_on_real_features(embedded, tmp_path):
     ds, ids, X, y = embedded
     assert X.shape[1:] == (51, 51, 51) and X.dtype == np.float32
+    ids = list(ids)
+    missing = [i for i in LEARNING_IDS if i not in ids]
+    assert not missing, f"compounds of the first dataset version missing from data/embedded: {missing}"
+    rows = [ids.index(i) for i in LEARNING_IDS]
     cfg = TrainConfig(model="A", targets=(TARGET,), epochs=20, batch_size=4, lr=1e-3, final_only=True,
-                      max_samples=N_SUBSET, mode="full", seed=0)
-    result = fit(X, y, cfg, tmp_path / "run", ids=ids, dataset_name=ds.name, dataset_version=ds.version,
-                 progress=False)
+                      mode="full", seed=0)
+    result = fit(X[rows], y[rows], cfg, tmp_path / "run", ids=LEARNING_IDS, dataset_name=ds.name,
+                 dataset_version=ds.version, progress=False)
     losses = [row["train_loss"] for row in result.final.history]
     assert len(losses) == 20 and all(np.isfinite(losses))
     # the first epoch starts from an untrained net (loss ~1: about the mean predictor);
