@@ -95,6 +95,22 @@ def test_plan_is_deterministic_and_every_prefix_covers_all_prototypes():
     assert dft.plan(seed=1) != a
 
 
+def test_plan_costs_are_the_measured_medians_of_each_kind():
+    kinds = {(p, any(s in dft.MAGNETIC for s in sp)) for p, sp in dft.candidate_compounds()}
+    assert kinds <= set(dft.MEASURED_CORE_S)  # every kind the plan orders has a measured cost
+    assert dft.expected_core_s("heusler", ("Ti", "Al", "Co", "Co")) == 408  # magnetic element
+    assert dft.expected_core_s("heusler", ("Ti", "Al", "Cu", "Cu")) == 162
+    # a kind never measured is taken as the prototype's most expensive one
+    assert dft.expected_core_s("zincblende", ("Mn", "Te")) == dft.MEASURED_CORE_S["zincblende", False]
+    assert dft.expected_core_s("l12", ("Al", "Mn", "Mn", "Mn")) == max(
+        dft.MEASURED_CORE_S["l12", False], dft.MEASURED_CORE_S["l12", True])
+    # within a prototype the priority is rank x cost / share: among the first 100 heuslers of
+    # the order, the magnetic ones (2.5x the cost) are rarer than in the candidate list
+    heus = [e for e in dft.plan() if e["prototype"] == "heusler"]
+    mag = lambda e: any(s in dft.MAGNETIC for s in e["species"])  # noqa: E731
+    assert sum(map(mag, heus[:100])) / 100 < sum(map(mag, heus)) / len(heus) - 0.1
+
+
 def test_real_gpaw_smoke_run_end_to_end(tmp_path):
     """A real (tiny, unconverged) GPAW calculation through the whole protocol."""
     entry = {"id": "Al-fcc", "prototype": "fcc", "species": ["Al"]}
