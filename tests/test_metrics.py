@@ -65,7 +65,7 @@ def test_per_sample_nmae_and_fractions():
 
 
 def write_run(d: Path, rows, model="A", targets=("bulk_modulus_GPa",), epochs=20, folds=0, mode="quick",
-              metrics=None, **settings):
+              metrics=None, dataset_version="test", **settings):
     """A run directory in train.fit's layout with the given prediction rows (``settings``: more config entries)."""
     d.mkdir(parents=True, exist_ok=True)
     with open(d / "predictions.csv", "w", newline="") as fh:
@@ -73,7 +73,7 @@ def write_run(d: Path, rows, model="A", targets=("bulk_modulus_GPa",), epochs=20
         w.writerow(M.PREDICTION_COLUMNS)
         for r in rows:
             w.writerow([r[0], r[1], "" if r[2] is None else r[2], r[3], repr(r[4]), repr(r[5])])
-    prov = {"device": "cpu", "device_name": "cpu (test)", "dataset_version": "test", "git_commit": "0" * 40,
+    prov = {"device": "cpu", "device_name": "cpu (test)", "dataset_name": "synthetic", "dataset_version": dataset_version, "git_commit": "0" * 40,
             "timestamp_utc": "2026-01-01T00:00:00Z"}
     cfg = {"config": {"model": model, "targets": list(targets), "epochs": epochs, "folds": folds, "mode": mode,
                       "seed": 0, "test_fraction": 0.1, **settings},
@@ -300,6 +300,24 @@ def test_tables_prefer_full_data_runs_to_learning_curve_points(tmp_path):
     write_run(tmp_path / "A-f0.5-long", rows, epochs=650, train_fraction=0.5)
     write_run(tmp_path / "A-full-short", rows, epochs=5)
     assert M.select_runs(M.find_runs(tmp_path))[("A", "bulk_modulus_GPa")].name == "A-full-short"
+
+
+def test_tables_prefer_runs_on_the_data_loaded_now(tmp_path):
+    rows = synthetic_rows(folds=0)
+    write_run(tmp_path / "A-old-data-paper", rows, epochs=650, folds=0, dataset_version="0.1.0+39cpd")
+    write_run(tmp_path / "A-new-data-short", rows, epochs=50, dataset_version="0.6.2+600cpd")
+    runs = M.find_runs(tmp_path)
+    key = ("A", "bulk_modulus_GPa")
+    # without a dataset: the longer run, as before
+    assert M.select_runs(runs)[key].name == "A-old-data-paper"
+    assert M.select_runs(runs, dataset=("synthetic", "0.6.2+600cpd"))[key].name == "A-new-data-short"
+    assert M.select_runs(runs, dataset=("synthetic", "0.1.0+39cpd"))[key].name == "A-old-data-paper"
+    # no run on the data loaded now: the usual order decides
+    assert M.select_runs(runs, dataset=("synthetic", "9.9.9"))[key].name == "A-old-data-paper"
+    # Table 2 shows the same choice
+    col = ("Model A", M.target_label("bulk_modulus_GPa"), "ours")
+    assert M.table2(runs, models=["A"], targets=["bulk_modulus_GPa"], paper=False,
+                    dataset=("synthetic", "0.6.2+600cpd")).loc["epochs", col].startswith("50 ")
 
 
 # ---------------------------------------------------------------- the stored results

@@ -416,25 +416,30 @@ def find_runs(results_dir: str | os.PathLike = "results", verbose: bool = True) 
     return runs
 
 
-def _run_rank(run: Run) -> tuple:
+def _run_rank(run: Run, dataset: tuple[str, str] | None = None) -> tuple:
     """Preference among runs of the same model and target: all the training data (not a
-    learning-curve point), the paper's protocol (650 epochs, 9-fold CV), then with CV,
-    more epochs, more compounds, most recent."""
+    learning-curve point), trained on ``dataset`` (name, version) if given, the paper's
+    protocol (650 epochs, 9-fold CV), then with CV, more epochs, more compounds, most recent."""
     n = run.predictions["id"].nunique()
     epochs = run.epochs if isinstance(run.epochs, int | float) else 0
     paper = epochs == 650 and run.folds == 9
-    return (run.train_fraction == 1, paper, run.folds > 0, epochs, n, str(run.provenance.get("timestamp_utc", "")))
+    on_data = dataset is None or (run.provenance.get("dataset_name"), run.provenance.get("dataset_version")) == tuple(dataset)
+    return (run.train_fraction == 1, on_data, paper, run.folds > 0, epochs, n,
+            str(run.provenance.get("timestamp_utc", "")))
 
 
-def select_runs(runs: Iterable[Run]) -> dict[tuple[str, str], Run]:
+def select_runs(runs: Iterable[Run], dataset: tuple[str, str] | None = None) -> dict[tuple[str, str], Run]:
     """One run per (model, canonical target): a run on all the training data before a
-    learning-curve point (``train_fraction`` < 1), the paper's protocol if there is such
-    a run, else one with CV, then the most epochs, the most compounds, the most recent."""
+    learning-curve point (``train_fraction`` < 1); then, if ``dataset`` = (name, version)
+    is given, a run trained on that data before one trained on another version (a short
+    run on the data shipped now is the book's result, a long one on an older, smaller
+    version is history); then the paper's protocol, one with CV, the most epochs, the
+    most compounds, the most recent."""
     best: dict[tuple[str, str], Run] = {}
     for run in runs:
         for t in run.targets:
             key = (run.model, canonical_target(t))
-            if key not in best or _run_rank(run) > _run_rank(best[key]):
+            if key not in best or _run_rank(run, dataset) > _run_rank(best[key], dataset):
                 best[key] = run
     return best
 
@@ -590,7 +595,8 @@ def _fmt(x):
 
 
 def table2(runs, models: Sequence[str] | None = None, targets: Sequence[str] = ("bulk_modulus_GPa", "energy_per_atom_eV"),
-           paper: bool = True, missing: str = "not run yet", pick: str = "preferred") -> pd.DataFrame:
+           paper: bool = True, missing: str = "not run yet", pick: str = "preferred",
+           dataset: tuple[str, str] | None = None) -> pd.DataFrame:
     """The paper's Table 2 for ``runs`` (run directories or :class:`Run`), recomputed.
 
     Rows: CV-MAE, Train-MAE, Test-MAE (in the target's units: the column names say
@@ -601,7 +607,8 @@ def table2(runs, models: Sequence[str] | None = None, targets: Sequence[str] = (
 
     ``models``: the models to show, in order (default: A, B, C and every other model
     found in ``runs``); a model/target without a run gets ``missing`` in its cells.
-    ``pick="preferred"`` keeps one run per (model, target) (:func:`select_runs`);
+    ``pick="preferred"`` keeps one run per (model, target) (:func:`select_runs`, which
+    prefers runs on ``dataset`` = (name, version) when given);
     ``pick="all"`` shows every run, the source reading ``"ours: <run name>"``.
     Every number comes from ``predictions.csv`` via :func:`recompute`; a metric that
     does not exist for a run (CV-MAE of a final-only run) is ``"— (no CV)"``.
@@ -616,7 +623,7 @@ def table2(runs, models: Sequence[str] | None = None, targets: Sequence[str] = (
     targets = [canonical_target(t) for t in targets]
     by_key: dict[tuple[str, str], list[Run]] = {}
     if pick == "preferred":
-        for k, r in select_runs(runs).items():
+        for k, r in select_runs(runs, dataset).items():
             by_key[k] = [r]
     else:
         for r in runs:
