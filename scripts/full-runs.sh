@@ -12,7 +12,7 @@
 #   LEANECD_DEVICE=cpu FOLDS=0 EPOCHS=50 LC_FRACTIONS="0.125 0.25 0.5" BASELINES="mean rf" \
 #     RUNS="A-bulk_modulus_GPa A-energy_per_atom_eV" scripts/full-runs.sh
 #                                        # the short CPU runs the book ships (50 epochs = one cosine
-#                                        # cycle, ~45 min per target on one thread at 601 compounds)
+#                                        # cycle, ~35 min per target on one thread at 601 compounds)
 #   BASELINES="mean rf" scripts/full-runs.sh   # leave out the heavy Zhao et al. CNN (default: "mean rf zhao")
 #
 # Each run writes results/<model>-<target>-e650-cv9-<device>/ (config, splits, metrics,
