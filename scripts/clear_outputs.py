@@ -1,4 +1,4 @@
-"""Clear notebook outputs before committing, except in cells marked ``# NBVAL_CHECK_OUTPUT``.
+"""Clear notebook outputs before committing, except in cells tagged ``nbval-check-output``.
 
 Those cells' outputs are deterministic (an electron count, a parameter count) and
 nbval compares them on every test run, so they are kept (nbval needs their execution counts too).
@@ -17,7 +17,7 @@ def clear(path: str) -> None:
         if cell.cell_type != "code":
             continue
         cell.metadata.pop("execution", None)
-        if "NBVAL_CHECK_OUTPUT" not in cell.source or not cell.outputs:
+        if "nbval-check-output" not in cell.metadata.get("tags", []) or not cell.outputs:
             cell.outputs = []
             cell.execution_count = None
     nbformat.write(nb, path)

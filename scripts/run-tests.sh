@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Run the tests: set up the environment (with GPAW), then the unit tests and every
-# notebook under nbval (--nbval-lax: cells marked `# NBVAL_CHECK_OUTPUT` are compared).
+# notebook under nbval (--nbval-lax: only the cells tagged `nbval-check-output` are compared).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup-env.sh --dft
