@@ -328,3 +328,84 @@ def test_batch_helper_stacks():
     out = autocorrelations(fields, size=11)
     assert out.shape == (2, 11, 11, 11)
     assert np.array_equal(out[1], autocorrelation(fields[1], size=11))
+
+
+# --------------------------------------------------------------------------- nearly cubic cells
+
+
+def _relaxed_bcc_field(tmp_path, angles=(109.43, 109.43, 109.55)):
+    """A synthetic density in a BCC primitive cell as a relaxation writes it: the angles
+    off by a few 1e-4 (109.47° is meant), through a CHGCAR written the VASP way."""
+    from ase import Atoms
+    from ase.geometry import cellpar_to_cell
+
+    from leanecd.io import read_chgcar, write_chgcar
+
+    lattice = cellpar_to_cell([2.866, 2.866, 2.866, *angles])
+    atoms = Atoms("Fe", scaled_positions=[[0, 0, 0]], cell=lattice, pbc=True)
+    field = _random_field((6, 6, 6), lattice, seed=3)
+    field = ECDField(rho=field.rho, lattice=lattice, atoms=atoms, source="synthetic: relaxed bcc")
+    return read_chgcar(write_chgcar(field, tmp_path / "CHGCAR"))
+
+
+def test_nearly_cubic_cell_refused_with_distance_and_remedy(tmp_path):
+    field = _relaxed_bcc_field(tmp_path)
+    with pytest.raises(FieldError) as info:
+        autocorrelation(field, size=11)
+    msg = str(info.value)
+    assert str(tmp_path / "CHGCAR") in msg
+    assert "BCC" in msg and "7.2e-04" in msg  # 109.55° vs 109.47°: 7.2e-4 relative, 0.079°
+    assert "symmetrize_cubic" in msg
+
+
+def test_symmetrize_cubic_then_autocorrelation(tmp_path):
+    from leanecd.lattice import find_cubic_cell, symmetrize_cubic
+
+    field = _relaxed_bcc_field(tmp_path)
+    sym = symmetrize_cubic(field)  # default tol 1e-3
+    rec = sym.meta["symmetrize_cubic"]
+    assert rec["kind"] == "bcc" and rec["tol"] == 1e-3
+    assert rec["max_angle_deviation"] == pytest.approx(7.2e-4, rel=0.01)
+    assert rec["max_angle_deviation_deg"] == pytest.approx(0.0788, rel=0.01)
+    np.testing.assert_allclose(rec["lattice_before"], field.lattice)
+    assert sym.meta["comment"] == field.meta["comment"]  # the reader's provenance is kept
+    # same volume, density, electron count and fractional positions; now cubic at rtol 1e-5
+    assert sym.volume == pytest.approx(field.volume, rel=1e-12)
+    assert np.array_equal(sym.rho, field.rho)
+    assert sym.n_electrons == pytest.approx(field.n_electrons, rel=1e-12)
+    np.testing.assert_allclose(sym.atoms.get_scaled_positions(), field.atoms.get_scaled_positions(), atol=1e-12)
+    np.testing.assert_allclose(sym.atoms.cell[:], sym.lattice, atol=0)
+    cube = find_cubic_cell(sym.lattice, rtol=1e-9)
+    assert cube.kind == "bcc" and cube.a == pytest.approx(rec["a"], rel=1e-12)
+    assert "symmetrize_cubic" not in field.meta  # the input is left alone
+
+    # the autocorrelation equals that of the same grid values on an exact, axis-aligned
+    # BCC cell of that volume, up to a symmetry of the cube (compare the sorted values)
+    F = autocorrelation(sym, size=11)
+    exact = ECDField(rho=field.rho, lattice=rec["a"] * BCC, source="synthetic: exact bcc")
+    G = autocorrelation(exact, size=11)
+    np.testing.assert_allclose(np.sort(F.ravel()), np.sort(G.ravel()), rtol=1e-9, atol=1e-12)
+    assert F[5, 5, 5] == pytest.approx(field.rho.mean(), rel=1e-10)
+
+
+def test_symmetrize_cubic_refuses_beyond_tolerance(tmp_path):
+    from leanecd.lattice import symmetrize_cubic
+
+    field = _relaxed_bcc_field(tmp_path)
+    with pytest.raises(FieldError, match=r"tol=0\.0001.*7\.2e-04"):
+        symmetrize_cubic(field, tol=1e-4)
+    far = _relaxed_bcc_field(tmp_path, angles=(109.0, 109.47, 109.47))  # 0.43 % off
+    with pytest.raises(FieldError, match="tol=0.001"):
+        symmetrize_cubic(far)
+    with pytest.raises(FieldError, match="refusing to symmetrise"):  # tetragonal: 4 % from the nearest (BCC)
+        symmetrize_cubic(ECDField(rho=np.ones((4, 4, 4)), lattice=np.diag([3.0, 3.0, 4.5])))
+
+
+def test_symmetrize_cubic_keeps_an_exact_cell():
+    from leanecd.lattice import symmetrize_cubic
+
+    for lattice in (3.0 * np.eye(3), 4.1 * FCC, 2.9 * BCC):
+        field = _random_field((4, 4, 4), lattice)
+        sym = symmetrize_cubic(field)
+        np.testing.assert_allclose(sym.lattice, lattice, atol=1e-12)
+        assert sym.meta["symmetrize_cubic"]["max_angle_deviation"] < 1e-12

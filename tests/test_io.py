@@ -435,3 +435,320 @@ def test_grid_counts_too_few_in_spin_polarised_chg(tmp_path):
     # 2x5x2 = 20 of 24 values, then a moment line and the (wrong) grid line: not a moment block
     text = _tiny_text(grid=(2, 5, 2)) + "  0.25E+01\n  2 5 2\n" + _data_block(np.zeros(24))
     _assert_error(_write(tmp_path, text), "continue past", "wrong grid")
+
+
+# --------------------------------------------------------------------------- the rest of the format
+#
+# Files written the way VASP writes them: the real Li CHG that ASE ships, edited (scale
+# line, extra images, extra data sets), and synthetic fields through write_chgcar plus
+# VASP's spin-polarised layout: total | augmentation | per-atom moments (5E20.12) |
+# grid line | magnetisation | augmentation, once per magnetisation component.
+
+needs_li = pytest.mark.skipif(not ASE_LI_CHG.is_file(), reason=f"ASE test file not installed: {ASE_LI_CHG}")
+
+
+def _vasp_aug(natoms: int, count: int = 6) -> str:
+    """Augmentation occupancies as VASP writes them: ('A,2I4') header, then 5E15.7."""
+    out = []
+    for ion in range(1, natoms + 1):
+        out.append(f"augmentation occupancies{ion:4d}{count:4d}")
+        vals = [0.1 * ion * (k + 1) * (-1) ** k for k in range(count)]
+        out += ["".join(f"{v:15.7E}" for v in vals[s : s + 5]) for s in range(0, count, 5)]
+    return "\n".join(out) + "\n"
+
+
+def _vasp_moments(moments) -> str:
+    """The per-atom moment line(s) VASP writes before each magnetisation block (5E20.12)."""
+    m = list(moments)
+    return "\n".join("".join(f"{v:20.12E}" for v in m[s : s + 5]) for s in range(0, len(m), 5)) + "\n"
+
+
+def _magnetic_chgcar(tmp_path, field: ECDField, components, name="CHGCAR", aug=True) -> pathlib.Path:
+    """``field`` (total) followed by the magnetisation ``components`` (μB/Å³ arrays), VASP layout."""
+    path = write_chgcar(field, tmp_path / name)
+    natoms = len(field.atoms)
+    grid_line = " " + " ".join(f"{n:4d}" for n in field.shape) + "\n"
+    text = path.read_text() + (_vasp_aug(natoms) if aug else "")
+    for c, m in enumerate(components):
+        moments = 1.5 * np.cos(np.arange(natoms) + c)  # synthetic per-atom moments
+        text += _vasp_moments(moments) + grid_line + _data_block(np.asarray(m).ravel(order="F") * field.volume)
+        text += _vasp_aug(natoms) if aug else ""
+    path.write_text(text)
+    return path
+
+
+def _li_image(rho_factor: float, a_factor: float, scale_line: str = "   1.00000000000000") -> str:
+    """The real Li CHG with its lattice scaled by ``a_factor`` and its values by ``rho_factor``."""
+    lines = ASE_LI_CHG.read_text().splitlines()
+    out = [lines[0], scale_line]
+    out += ["  " + " ".join(f"{x * a_factor:12.6f}" for x in map(float, lines[k].split())) for k in (2, 3, 4)]
+    out += lines[5:11]
+    for line in lines[11:]:
+        out.append(" " + " ".join(f"{float(v) * rho_factor:#11.5G}" for v in line.split()))
+    return "\n".join(out) + "\n"
+
+
+# ---- 1. three scale factors
+
+
+@needs_li
+@pytest.mark.parametrize("scale_line", ["   1.00000000000000   1.10000000000000   0.90000000000000", "  0.8 1.3 1.05 ! x y z"])
+def test_three_scale_factors_match_ase(tmp_path, scale_line):
+    from ase.calculators.vasp import VaspChargeDensity
+    from ase.io import read
+
+    path = _write(tmp_path, _li_image(1.0, 1.0, scale_line), "CHG")
+    f = read_chgcar(path)
+    ref_atoms = read(path, format="vasp")
+    np.testing.assert_allclose(f.lattice, ref_atoms.cell[:], rtol=0, atol=1e-12)
+    sx, sy, sz = map(float, scale_line.split()[:3])
+    assert f.volume == pytest.approx(ref_atoms.get_volume(), rel=1e-12)
+    assert f.volume == pytest.approx(abs(np.linalg.det(np.loadtxt(ASE_LI_CHG, skiprows=2, max_rows=3))) * sx * sy * sz)
+    ref = VaspChargeDensity(str(path))
+    np.testing.assert_allclose(f.rho, ref.chg[-1], rtol=1e-13, atol=0)
+    # the same numbers over a different volume: the electron count is unchanged
+    assert f.n_electrons == pytest.approx(float(ref.chg[-1].mean() * ref_atoms.get_volume()), rel=1e-12)
+    assert f.n_electrons == pytest.approx(1.0, abs=1e-3)
+    assert f.meta["chgcar"]["scale"] == [sx, sy, sz]
+
+
+def test_three_scale_factors_scale_cartesian_positions_per_axis(tmp_path):
+    from ase.io.vasp import read_vasp_configuration  # ase.io.read takes the grid line for velocities here
+
+    def read(path, format):
+        with open(path) as fd:
+            return read_vasp_configuration(fd)
+
+    text = _tiny_text(
+        lattice=((0.0, 1.0, 1.0), (1.0, 0.0, 1.0), (1.0, 1.0, 0.0)),
+        scale="1.5 2.0 2.5",
+        species=("Zn", "S"),
+        counts=(1, 1),
+        positions=((0, 0, 0), (0.5, 0.5, 0.5)),
+        mode="Cartesian",
+    )
+    path = _write(tmp_path, text)
+    f, ref = read_chgcar(path), read(path, format="vasp")
+    np.testing.assert_allclose(f.lattice, ref.cell[:], atol=1e-12)
+    np.testing.assert_allclose(f.atoms.get_positions(), ref.get_positions(), atol=1e-12)
+    np.testing.assert_allclose(f.atoms.get_positions()[1], [0.75, 1.0, 1.25], atol=1e-12)
+    assert f.n_electrons == pytest.approx(12.5, rel=1e-12)  # values / V * V
+
+
+@pytest.mark.parametrize(
+    "scale, phrase",
+    [("1.0 2.0", "1 or 3 scale factors"), ("1.0 -1.0 1.0", "positive"), ("0.0 1.0 1.0", "positive"), ("x", "1 or 3")],
+)
+def test_bad_scale_factors(tmp_path, scale, phrase):
+    _assert_error(_write(tmp_path, _tiny_text(scale=scale)), phrase)
+
+
+# ---- 2. spin-polarised and non-collinear files
+
+
+def test_spin_polarised_magnetization_on_request(tmp_path):
+    from ase.calculators.vasp import VaspChargeDensity
+
+    field = _synthetic_field()
+    mag = np.sin(np.arange(field.rho.size)).reshape(GRID) * 0.3  # synthetic, both signs, μB/Å³
+    path = _magnetic_chgcar(tmp_path, field, [mag])
+
+    total = read_chgcar(path)
+    np.testing.assert_allclose(total.rho, field.rho, rtol=1e-10)
+    assert total.meta["chgcar"] == {
+        "which": "total", "spin": "collinear", "data_sets": 2, "image": 0, "n_images": 1, "scale": [1.0]
+    }
+    m = read_chgcar(path, which="magnetization")
+    np.testing.assert_allclose(m.rho, mag, rtol=1e-10, atol=1e-12)
+    assert m.n_electrons == pytest.approx(mag.mean() * field.volume, rel=1e-9)  # the cell's moment, μB
+    assert m.meta["chgcar"]["which"] == "magnetization"
+    assert "magnetization" in m.source
+    np.testing.assert_allclose(m.lattice, total.lattice, atol=0)
+
+    # ASE reads the same two data sets (its chgdiff is the magnetisation)
+    ase_chg = VaspChargeDensity(str(path))
+    assert ase_chg.is_spin_polarized()
+    np.testing.assert_allclose(ase_chg.chgdiff[0], m.rho, rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(ase_chg.chg[0], total.rho, rtol=1e-12)
+
+    for which in ("mx", "my", "mz"):
+        _assert_which_error(path, which, "collinear")
+
+
+@needs_li
+def test_spin_polarised_chg_matches_ase(tmp_path):
+    """CHG layout: total, grid line, magnetisation (no augmentation, no moments)."""
+    from ase.calculators.vasp import VaspChargeDensity
+
+    li = _li_image(1.0, 1.0)
+    body = li.splitlines()[11:]
+    mag = "\n".join(" " + " ".join(f"{-0.1 * float(v):#11.5G}" for v in line.split()) for line in body)
+    path = _write(tmp_path, li + "   10   10   10\n" + mag + "\n", "CHG")
+    ref = VaspChargeDensity(str(path))
+    f, m = read_chgcar(path), read_chgcar(path, which="magnetization")
+    np.testing.assert_allclose(f.rho, ref.chg[0], rtol=1e-13)
+    np.testing.assert_allclose(m.rho, ref.chgdiff[0], rtol=1e-13)
+    assert m.n_electrons == pytest.approx(-0.1 * f.n_electrons, rel=1e-4)  # %.5G rounding
+    assert f.meta["chgcar"]["spin"] == "collinear"
+
+
+def test_non_collinear_components(tmp_path):
+    field = _synthetic_field()
+    rng = np.random.default_rng(7)
+    comps = [0.2 * rng.standard_normal(GRID) for _ in range(3)]  # synthetic mx, my, mz
+    path = _magnetic_chgcar(tmp_path, field, comps)
+
+    total = read_chgcar(path)
+    np.testing.assert_allclose(total.rho, field.rho, rtol=1e-10)
+    assert total.meta["chgcar"]["spin"] == "non-collinear"
+    assert total.meta["chgcar"]["data_sets"] == 4
+    for which, c in zip(("mx", "my", "mz"), comps):
+        got = read_chgcar(path, which=which)
+        np.testing.assert_allclose(got.rho, c, rtol=1e-10, atol=1e-12)
+        assert got.meta["chgcar"]["which"] == which
+    _assert_which_error(path, "magnetization", "mx")
+
+
+@needs_li
+def test_magnetization_of_a_non_spin_file_is_refused():
+    _assert_which_error(ASE_LI_CHG, "magnetization", "not spin-polarised")
+    f = read_chgcar(ASE_LI_CHG)
+    assert f.meta["chgcar"]["spin"] == "none" and f.meta["chgcar"]["data_sets"] == 1
+
+
+def test_unknown_which_and_image_arguments(tmp_path):
+    path = _write(tmp_path, _tiny_text())
+    with pytest.raises(ValueError, match="which"):
+        read_chgcar(path, which="up")
+    with pytest.raises(ValueError, match="image"):
+        read_chgcar(path, image="last")
+
+
+def _assert_which_error(path, which, phrase):
+    with pytest.raises(FileFormatError) as info:
+        read_chgcar(path, which=which)
+    msg = str(info.value)
+    assert str(path) in msg and phrase in msg, msg
+
+
+# ---- 3. multi-image CHG
+
+
+@needs_li
+def test_multi_image_chg_returns_last_image_by_default(tmp_path):
+    """Three images as VASP appends them to CHG (each a full POSCAR block + grid + data)."""
+    from ase.calculators.vasp import VaspChargeDensity
+
+    factors = [(1.0, 1.0), (1.1, 0.99), (1.2, 0.98)]  # (values, lattice) per image: a shrinking cell
+    path = _write(tmp_path, "".join(_li_image(r, a) for r, a in factors), "CHG")
+    ref = VaspChargeDensity(str(path))
+    assert len(ref.chg) == 3
+
+    last = read_chgcar(path)
+    np.testing.assert_allclose(last.rho, ref.chg[2], rtol=1e-13)
+    np.testing.assert_allclose(last.lattice, ref.atoms[2].cell[:], atol=1e-12)
+    assert last.meta["chgcar"]["n_images"] == 3 and last.meta["chgcar"]["image"] == 2
+    assert last.n_electrons == pytest.approx(1.2, abs=2e-3)
+
+    for image, k in ((0, 0), (1, 1), (-3, 0), (-2, 1), (2, 2)):
+        f = read_chgcar(path, image=image)
+        np.testing.assert_allclose(f.rho, ref.chg[k], rtol=1e-13)
+        np.testing.assert_allclose(f.lattice, ref.atoms[k].cell[:], atol=1e-12)
+        assert f.meta["chgcar"]["image"] == k
+    for image in (3, -4):
+        with pytest.raises(FileFormatError, match="holds 3 image"):
+            read_chgcar(path, image=image)
+
+
+def test_multi_image_spin_polarised_chg_written_by_ase(tmp_path):
+    from ase.calculators.vasp import VaspChargeDensity
+
+    out = VaspChargeDensity(None)
+    for k in range(2):
+        atoms = bulk("Fe", "bcc", a=2.87 - 0.02 * k)
+        out.atoms.append(atoms)
+        rng = np.random.default_rng(k)
+        out.chg.append(1.0 + rng.random((4, 5, 6)))
+        out.chgdiff.append(0.1 * rng.standard_normal((4, 5, 6)))
+    path = tmp_path / "CHG"
+    out.write(str(path), format="chg")
+    for k in (0, 1):
+        f = read_chgcar(path, image=k)
+        m = read_chgcar(path, image=k, which="magnetization")
+        np.testing.assert_allclose(f.rho, out.chg[k], rtol=1e-4)  # CHG keeps 5 digits
+        np.testing.assert_allclose(m.rho, out.chgdiff[k], rtol=1e-4, atol=1e-5)
+        assert f.meta["chgcar"] == {
+            "which": "total", "spin": "collinear", "data_sets": 2, "image": k, "n_images": 2, "scale": [1.0]
+        }
+    assert read_chgcar(path).volume == pytest.approx(out.atoms[1].get_volume(), rel=1e-9)
+
+
+# ---- 4. damaged later data sets and images
+
+
+def _spin_file(tmp_path, aug=True) -> tuple[pathlib.Path, str]:
+    field = _synthetic_field()
+    path = _magnetic_chgcar(tmp_path, field, [-0.5 * field.rho], aug=aug)
+    return path, path.read_text()
+
+
+@pytest.mark.parametrize("aug", [True, False], ids=["CHGCAR", "CHG"])
+def test_truncated_magnetization_block(tmp_path, aug):
+    path, text = _spin_file(tmp_path, aug)
+    lines = text.splitlines()
+    if aug:  # the magnetisation block loses its last line, and its occupancies are gone
+        first_aug = [k for k, line in enumerate(lines) if line.startswith("augmentation occupancies   1 ")]
+        lines = lines[: first_aug[1] - 1]
+    else:
+        lines = lines[:-1]
+    path.write_text("\n".join(lines) + "\n")
+    msg = _assert_error(path, "truncated")
+    assert "data set 2" in msg
+    # the total density alone is not returned either
+    with pytest.raises(FileFormatError):
+        read_chgcar(path, which="total")
+
+
+@pytest.mark.parametrize("token", ["NaN", "-Infinity", "*****************"])
+def test_damaged_value_in_magnetization_block(tmp_path, token):
+    path, text = _spin_file(tmp_path, aug=False)
+    lines = text.splitlines()
+    parts = lines[-3].split()
+    parts[1] = token
+    lines[-3] = " " + " ".join(parts)
+    path.write_text("\n".join(lines) + "\n")
+    msg = _assert_error(path, "nan or inf", "non-numeric")
+    assert "data set 2" in msg
+
+
+def test_truncated_augmentation_after_the_last_block(tmp_path):
+    path, text = _spin_file(tmp_path, aug=True)
+    path.write_text("\n".join(text.splitlines()[:-1]) + "\n")  # the last ion's occupancies lose a line
+    _assert_error(path, "augmentation occupancies truncated")
+
+
+def test_three_data_sets_refused(tmp_path):
+    field = _synthetic_field()
+    path = _magnetic_chgcar(tmp_path, field, [field.rho, field.rho])
+    _assert_error(path, "3 data sets")
+
+
+@needs_li
+def test_multi_image_chg_with_a_truncated_last_image(tmp_path):
+    text = _li_image(1.0, 1.0) + _li_image(1.1, 0.99)
+    text = "\n".join(text.splitlines()[:-3]) + "\n"  # VASP killed while appending image 2
+    path = _write(tmp_path, text, "CHG")
+    msg = _assert_error(path, "truncated")
+    assert "image 2" in msg
+    with pytest.raises(FileFormatError):
+        read_chgcar(path, image=0)  # the file is damaged, whichever image is asked for
+    # cut inside the second header
+    path.write_text(_li_image(1.0, 1.0) + "\n".join(_li_image(1.1, 0.99).splitlines()[:7]) + "\n")
+    _assert_error(path, "image 2")
+
+
+@needs_li
+def test_images_with_different_data_sets_refused(tmp_path):
+    li2 = _li_image(1.1, 0.99)
+    mag = "   10   10   10\n" + "\n".join(li2.splitlines()[11:]) + "\n"
+    _assert_error(_write(tmp_path, _li_image(1.0, 1.0) + li2 + mag, "CHG"), "image 2", "data sets")
