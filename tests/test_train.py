@@ -380,3 +380,150 @@ def test_command_line_train_fraction(tmp_path):
           "--train-fraction", "0.5", "--batch-size", "8", "--mode", "full", "--no-progress"])
     m = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert m["train_fraction"] == 0.5 and m["n_train"] == 9 and m["n_test"] == 2
+
+
+# --------------------------------------------------------------------------- our open choices
+
+
+@pytest.mark.parametrize("kind", ["global", "voxel"])
+def test_input_norm_uses_the_training_rows_and_travels_with_the_checkpoint(tmp_path, kind):
+    from leanecd.models import Standardized
+
+    X, y = synthetic(n=30)
+    X = X * 7.0 + 3.0  # far from zero mean and unit spread
+    cfg = TrainConfig(model="A", targets=("synthetic",), epochs=2, folds=0, batch_size=8, mode="full", input_norm=kind)
+    result = fit(X, y, cfg, tmp_path / "run", progress=False)
+    trainval, test = split_indices(30, 0)
+    model, _, _ = load_checkpoint_model(tmp_path / "run" / "final" / "last.pt")
+    assert isinstance(model, Standardized) and model.kind == kind
+    ref = X[trainval].astype(np.float64)
+    if kind == "global":
+        assert float(model.mean) == pytest.approx(ref.mean(), rel=1e-6)
+        assert float(model.std) == pytest.approx(ref.std(), rel=1e-5)
+    else:
+        np.testing.assert_allclose(model.mean.numpy()[0, 0], ref.mean(axis=0), rtol=1e-5)
+        np.testing.assert_allclose(model.std.numpy()[0, 0], ref.std(axis=0), rtol=1e-4)
+    # the test rows never enter the statistics
+    assert float(model.mean.mean()) != pytest.approx(X.astype(np.float64).mean(), rel=1e-9)
+    # a reloaded model takes raw inputs and reproduces the stored test predictions
+    with open(tmp_path / "run" / "predictions.csv") as fh:
+        stored = np.array([float(r["y_pred"]) for r in csv.DictReader(fh) if r["split"] == "test"])
+    with torch.no_grad():
+        out = model(torch.from_numpy(X[test]).unsqueeze(1)).numpy()[:, 0]
+    np.testing.assert_allclose(out * result.final.target_std[0] + result.final.target_mean[0], stored, rtol=1e-5)
+    assert f"inputs scaled {kind!r}" in result.metrics["protocol"]
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["config"]["input_norm"] == kind
+
+
+def test_standardized_is_the_net_on_standardized_inputs_and_adds_no_parameters():
+    from leanecd.models import Standardized, build_model, count_parameters
+
+    net = build_model("A", in_size=GRID)
+    x = torch.rand(3, 1, GRID, GRID, GRID) * 5 + 2
+    wrapped = Standardized(net, torch.tensor(2.5), torch.tensor(1.5), "global")
+    assert count_parameters(wrapped) == count_parameters(net)
+    with torch.no_grad():
+        torch.testing.assert_close(wrapped(x), net((x - 2.5) / 1.5))
+    with pytest.raises(LeanECDError, match="standard deviation"):
+        Standardized(net, torch.tensor(0.0), torch.tensor(0.0), "global")
+    with pytest.raises(LeanECDError, match="input_norm"):
+        resolve_config(TrainConfig(input_norm="minmax", mode="full"))
+
+
+def test_warmup_scales_the_cosine_schedule_linearly(tmp_path):
+    X, y = synthetic(n=40)  # 36 training samples, batch 12: 3 steps per epoch
+    lr, warm, epochs = 1e-3, 2.0, 4
+    cfg = TrainConfig(model="A", targets=("synthetic",), epochs=epochs, folds=0, batch_size=12, lr=lr, T_0=epochs,
+                      mode="full", warmup_epochs=warm)
+    hist = fit(X, y, cfg, tmp_path / "run", progress=False).final.history
+    cosine = [lr * (1 + np.cos(np.pi * e / epochs)) / 2 for e in range(epochs)]
+    expected = [c * min(1.0, (e + 1 / 3) / warm) for e, c in enumerate(cosine)]
+    np.testing.assert_allclose([h["lr"] for h in hist], expected, rtol=1e-6)
+    # without warm-up the first epoch starts at the full rate
+    plain = fit(X, y, TrainConfig(model="A", targets=("synthetic",), epochs=1, folds=0, batch_size=12, lr=lr,
+                                  mode="full"), tmp_path / "plain", progress=False).final.history
+    assert plain[0]["lr"] == pytest.approx(lr)
+
+
+def test_resume_with_input_norm_and_warmup_gives_identical_weights(tmp_path):
+    X, y = synthetic(n=30)
+    cfg = TrainConfig(model="A", targets=("synthetic",), epochs=4, folds=0, batch_size=8, mode="full",
+                      input_norm="voxel", warmup_epochs=3)
+    fit(X, y, cfg, tmp_path / "straight", progress=False)
+
+    def crash(label, epoch, row):
+        if epoch == 2:
+            raise _Interrupt
+
+    with pytest.raises(_Interrupt):
+        fit(X, y, cfg, tmp_path / "resumed", progress=False, on_epoch_end=crash)
+    fit(X, y, cfg, tmp_path / "resumed", progress=False)
+    a = torch.load(tmp_path / "straight" / "final" / "last.pt", weights_only=True)
+    b = torch.load(tmp_path / "resumed" / "final" / "last.pt", weights_only=True)
+    assert all(torch.equal(a["model_state"][k], b["model_state"][k]) for k in a["model_state"])
+    assert [h["lr"] for h in a["history"]] == [h["lr"] for h in b["history"]]
+    with pytest.raises(LeanECDError, match="different settings"):
+        fit(X, y, TrainConfig(model="A", targets=("synthetic",), epochs=4, folds=0, batch_size=8, mode="full",
+                              input_norm="global", warmup_epochs=3), tmp_path / "resumed", progress=False)
+
+
+def test_metrics_say_whether_the_run_collapsed(tmp_path):
+    from leanecd.metrics import COLLAPSE_SD_RATIO, is_collapsed, spread_ratio
+
+    y = np.array([[10.0, 1.0], [20.0, 2.0], [30.0, 3.0], [40.0, 4.0]])
+    flat = np.column_stack([np.full(4, 25.0) + [0, 0.1, -0.1, 0], y[:, 1]])
+    np.testing.assert_allclose(spread_ratio(y, y), [1.0, 1.0])
+    assert list(is_collapsed(y, flat)) == [True, False]
+    X, yy = synthetic(n=40)
+    m = fit(X, yy, TrainConfig(model="A", targets=("synthetic",), epochs=1, folds=0, batch_size=8, mode="full"),
+            tmp_path / "run", progress=False).metrics
+    with open(tmp_path / "run" / "predictions.csv") as fh:
+        rows = [r for r in csv.DictReader(fh) if r["split"] == "test"]
+    yt, yp = (np.array([float(r[c]) for r in rows]) for c in ("y_true", "y_pred"))
+    assert m["test_spread_ratio"]["synthetic"] == pytest.approx(float(np.std(yp) / np.std(yt)))
+    assert m["collapsed"]["synthetic"] == bool(np.std(yp) < COLLAPSE_SD_RATIO * np.std(yt))
+
+
+# --------------------------------------------------------------------------- CPU path
+
+
+def test_cpu_path_choice_keeps_the_fastest_and_falls_back_to_fp32(tmp_path, monkeypatch):
+    from leanecd import cpupath
+
+    monkeypatch.setenv("LEANECD_CACHE", str(tmp_path / "cache"))
+    speeds = {"fp32": 10.0, "fp32+cl": 10.5, "bf16": 9.0, "bf16+cl": 10.8, "bf16+cl+compile": 10.9}
+    calls = []
+
+    def fake_probe(*args, **kwargs):
+        calls.append(args)
+        return {k: {"samples_per_s": v, "warmup_s": 0.0} for k, v in speeds.items()}
+
+    monkeypatch.setattr(cpupath, "probe", fake_probe)
+    path, record = cpupath.choose("A", 50, 51)
+    assert path.name == "fp32" and not record["cached"]  # 9 % faster is not worth bf16
+    speeds["bf16+cl+compile"] = 33.0
+    path, record = cpupath.choose("A", 50, 51)
+    assert path.name == "fp32" and record["cached"] and len(calls) == 1  # the cached choice
+    path, record = cpupath.choose("A", 50, 51, cache=False)
+    assert (path.amp, path.channels_last, path.compile) == (True, True, True)
+    assert record["speedup_vs_fp32"] == pytest.approx(3.3) and record["probe"]["fp32"]["samples_per_s"] == 10.0
+    assert "torch" in record and "flags" in record and "cpu" in record
+    with pytest.raises(LeanECDError, match="unknown CPU path"):
+        cpupath.get_path("fp8")
+
+
+def test_the_cpu_path_is_recorded_and_short_runs_do_not_probe(tmp_path, monkeypatch):
+    from leanecd import cpupath
+
+    monkeypatch.setattr(cpupath, "probe", lambda *a, **k: pytest.fail("a short run must not probe"))
+    X, y = synthetic(n=20)
+    fit(X, y, TrainConfig(model="A", targets=("synthetic",), epochs=1, folds=0, batch_size=8, mode="full"),
+        tmp_path / "short", progress=False)
+    prov = json.loads((tmp_path / "short" / "config.json").read_text())["provenance"]
+    assert prov["cpu_path"]["chosen"] == "as configured" and prov["cpu_path"]["amp_bf16"] is False
+    fit(X, y, TrainConfig(model="A", targets=("synthetic",), epochs=1, folds=0, batch_size=8, mode="full",
+                          cpu_path="bf16+cl"), tmp_path / "bf16", progress=False)
+    m = json.loads((tmp_path / "bf16" / "metrics.json").read_text())
+    assert m["provenance"]["cpu_path"]["chosen"] == "bf16+cl"
+    assert m["provenance"]["cpu_path"]["amp_bf16"] is True and m["provenance"]["cpu_path"]["channels_last"] is True
+    assert "flags" in m["provenance"]["cpu_path"]

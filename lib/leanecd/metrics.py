@@ -77,6 +77,9 @@ __all__ = [
     "PAPER_TABLE3",
     "PAPER_FIG6",
     "PREDICTION_COLUMNS",
+    "COLLAPSE_SD_RATIO",
+    "spread_ratio",
+    "is_collapsed",
 ]
 
 # --------------------------------------------------------------------------- metrics
@@ -102,6 +105,23 @@ def rmse(y_true, y_pred) -> np.ndarray | float:
     """Root-mean-square error per target column (same units as ``y``)."""
     y_true, y_pred = np.asarray(y_true, float), np.asarray(y_pred, float)
     return np.sqrt(np.mean((y_true - y_pred) ** 2, axis=0))
+
+
+#: A run is *collapsed* when its predictions' standard deviation is below this share
+#: of the labels' over the same set: it predicts about one value for every compound.
+COLLAPSE_SD_RATIO = 0.1
+
+
+def spread_ratio(y_true, y_pred) -> np.ndarray | float:
+    """Standard deviation of the predictions over that of the labels, per target column (1 = full spread)."""
+    y_true, y_pred = np.asarray(y_true, float), np.asarray(y_pred, float)
+    sd = np.std(y_true, axis=0)
+    return np.std(y_pred, axis=0) / np.where(sd > 0, sd, np.nan)
+
+
+def is_collapsed(y_true, y_pred) -> np.ndarray | bool:
+    """True per target column where :func:`spread_ratio` < :data:`COLLAPSE_SD_RATIO` (a near-constant predictor)."""
+    return np.asarray(spread_ratio(y_true, y_pred)) < COLLAPSE_SD_RATIO
 
 
 def per_sample_nmae(y_true, y_pred, reference_mean=None) -> np.ndarray:

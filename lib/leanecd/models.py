@@ -45,6 +45,8 @@ __all__ = [
     "build_model",
     "LeanCNN",
     "HeavyCNN",
+    "Standardized",
+    "INPUT_NORMS",
     "count_parameters",
     "layer_table",
     "flops_per_sample",
@@ -192,6 +194,39 @@ class HeavyCNN(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.features(x).flatten(1))
+
+
+#: Input scalings: ``"none"`` (the paper's inputs as they are), ``"global"`` (one mean
+#: and one standard deviation over every voxel of the training inputs), ``"voxel"``
+#: (a mean and a standard deviation per grid point). The paper does not say.
+INPUT_NORMS = ("none", "global", "voxel")
+
+
+class Standardized(nn.Module):
+    """``net((x - mean) / std)``: a network that takes raw inputs and standardises them itself.
+
+    ``mean`` and ``std`` (buffers, units of the input, e.g. e/Å³) are a scalar
+    (``"global"``) or one value per grid point, shape ``(1, 1, n, n, n)`` (``"voxel"``).
+    They are fixed statistics of the training inputs, not parameters: the parameter
+    count is the wrapped network's.
+    """
+
+    def __init__(self, net: nn.Module, mean: torch.Tensor, std: torch.Tensor, kind: str):
+        super().__init__()
+        if kind not in INPUT_NORMS[1:]:
+            raise LeanECDError(f"input scaling must be one of {INPUT_NORMS[1:]}, not {kind!r}")
+        std = torch.as_tensor(std, dtype=torch.float32)
+        if not torch.isfinite(std).all() or (std <= 0).any():
+            raise LeanECDError("input standard deviation must be finite and > 0")
+        self.net = net
+        self.kind = kind
+        self.register_buffer("mean", torch.as_tensor(mean, dtype=torch.float32).clone())
+        self.register_buffer("std", std.clone())
+        self.n_outputs = getattr(net, "n_outputs", None)
+        self.model_name = getattr(net, "model_name", None)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net((x - self.mean) / self.std)
 
 
 def build_model(name: str, dropout: float = 0.0, in_size: int | None = None,

@@ -78,10 +78,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from . import __version__
+from . import __version__, cpupath
 from .errors import FileFormatError, LeanECDError
-from .metrics import mae, nmae
-from .models import build_model
+from .metrics import COLLAPSE_SD_RATIO, is_collapsed, mae, nmae, spread_ratio
+from .models import INPUT_NORMS, Standardized, build_model
 from .settings import SETTINGS, run_mode
 from .store import atomic_path, read_json, write_json
 
@@ -90,6 +90,7 @@ __all__ = [
     "FitResult",
     "RunResult",
     "protocol",
+    "OPEN_CHOICES",
     "resolve_config",
     "device_select",
     "split_indices",
@@ -125,6 +126,17 @@ QUICK_PROTOCOL = {
     "epochs": 3,
     "folds": 2,
     "max_samples": 40,
+}
+
+
+#: Settings the paper leaves open, and our choice for each (``TrainConfig`` fields that
+#: default to ``None`` take these values; a run's ``config.json`` records them).
+#: ``input_norm``: how the autocorrelations are scaled before the first convolution
+#: (:data:`~leanecd.models.INPUT_NORMS`); ``warmup_epochs``: a linear learning-rate
+#: warm-up from 0 over this many epochs, multiplying the cosine schedule.
+OPEN_CHOICES = {
+    "input_norm": "none",
+    "warmup_epochs": 0.0,
 }
 
 
@@ -177,7 +189,12 @@ class TrainConfig:
     run's with the same seed and data, so runs at different fractions are
     comparable; the subsets are nested (:func:`train_subset`), and the CV folds, if
     any, split the reduced set). Order of the selections: ``max_samples`` subset,
-    then the test split, then ``train_fraction``.
+    then the test split, then ``train_fraction``. ``input_norm``, ``warmup_epochs``:
+    what the paper leaves open (default :data:`OPEN_CHOICES`). ``cpu_path``: on a CPU,
+    ``"auto"`` (probe the paths of :mod:`leanecd.cpupath` and keep the fastest; the
+    default for long full-mode runs, see :data:`AUTO_CPU_PATH_MIN_WORK`) or a path name
+    (``"fp32"``, ``"bf16+cl+compile"``, ...); otherwise ``amp``/``channels_last``/
+    ``compile`` decide (fp32 eager unless set).
     """
 
     model: str = "A"
@@ -202,6 +219,9 @@ class TrainConfig:
     mode: str | None = None
     final_only: bool = False
     train_fraction: float = 1.0
+    input_norm: str | None = None
+    warmup_epochs: float | None = None
+    cpu_path: str | None = None
 
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
@@ -246,6 +266,14 @@ def resolve_config(config: TrainConfig) -> tuple[TrainConfig, list[str]]:
             values[key] = settings[key]
             if settings[key] != full[key]:
                 shortcuts.append(_shortcut_line(key, full[key], settings[key]))
+    for key, value in OPEN_CHOICES.items():
+        values[key] = value if getattr(config, key) is None else getattr(config, key)
+    if values["input_norm"] not in INPUT_NORMS:
+        raise LeanECDError(f"input_norm must be one of {INPUT_NORMS}, not {values['input_norm']!r}")
+    if not values["warmup_epochs"] >= 0:
+        raise LeanECDError(f"warmup_epochs must be >= 0, not {values['warmup_epochs']}")
+    if config.cpu_path not in (None, "auto"):
+        cpupath.get_path(config.cpu_path)  # raises on an unknown name
     targets = (config.targets,) if isinstance(config.targets, str) else tuple(config.targets)
     resolved = dataclasses.replace(config, mode=mode, targets=targets, train_fraction=fraction, **values)
     if resolved.cv_weights not in ("last", "best"):
@@ -502,15 +530,49 @@ def read_history(path: str | os.PathLike) -> list[dict]:
     return rows
 
 
-def _make_model(model: str, dropout: float, in_size: int, n_outputs: int) -> nn.Module:
-    return build_model(model, dropout=dropout, in_size=in_size, n_outputs=n_outputs)
+def _make_model(model: str, dropout: float, in_size: int, n_outputs: int, input_norm: str = "none",
+                input_mean=None, input_std=None) -> nn.Module:
+    """The network of ``model``, wrapped in :class:`~leanecd.models.Standardized` unless ``input_norm`` is "none".
+
+    Without ``input_mean``/``input_std`` the wrapper holds placeholders (0, 1) of the
+    right shape, to be filled by ``load_state_dict``.
+    """
+    net = build_model(model, dropout=dropout, in_size=in_size, n_outputs=n_outputs)
+    if input_norm == "none":
+        return net
+    shape = () if input_norm == "global" else (1, 1, in_size, in_size, in_size)
+    mean = torch.zeros(shape) if input_mean is None else input_mean
+    std = torch.ones(shape) if input_std is None else input_std
+    return Standardized(net, mean, std, input_norm)
+
+
+def _input_stats(feats: "_Features", idx: torch.Tensor, kind: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean and standard deviation of the inputs of rows ``idx`` (float64 sums), as :class:`Standardized` wants them."""
+    n = feats.t.shape[-1]
+    s1 = torch.zeros((n, n, n), dtype=torch.float64)
+    s2 = torch.zeros((n, n, n), dtype=torch.float64)
+    for b in range(0, len(idx), 64):
+        x = feats.t[idx[b:b + 64].to(feats.t.device)].detach().to("cpu", torch.float64).reshape(-1, n, n, n)
+        s1 += x.sum(0)
+        s2 += (x * x).sum(0)
+    if kind == "global":
+        count = len(idx) * n**3
+        mean = s1.sum() / count
+        var = s2.sum() / count - mean**2
+    else:
+        mean = s1 / len(idx)
+        var = s2 / len(idx) - mean**2
+        mean, var = mean.reshape(1, 1, n, n, n), var.reshape(1, 1, n, n, n)
+    std = var.clamp_min(0).sqrt()
+    std = torch.where(std > 1e-12 * mean.abs().clamp_min(1e-30), std, torch.ones_like(std))
+    return mean.float(), std.float()
 
 
 def load_checkpoint_model(path: str | os.PathLike) -> tuple[nn.Module, np.ndarray, np.ndarray]:
     """Rebuild the model stored in a ``best.pt``/``last.pt``; returns (model, target_mean, target_std)."""
     ckpt = _load(Path(path))
     kw = ckpt["model_kwargs"]
-    model = _make_model(kw["model"], kw["dropout"], kw["in_size"], kw["n_outputs"])
+    model = _make_model(kw["model"], kw["dropout"], kw["in_size"], kw["n_outputs"], kw.get("input_norm", "none"))
     model.load_state_dict(ckpt["model_state"])
     model.eval()
     return model, ckpt["target_mean"].numpy(), ckpt["target_std"].numpy()
@@ -575,18 +637,31 @@ def train_run(X, y: np.ndarray, train_idx: np.ndarray, val_idx: np.ndarray | Non
     y_norm = torch.from_numpy(((y - mean) / std).astype(np.float32)).to(device)
     in_size = feats.t.shape[-1]
     model_kwargs = {"model": config.model, "dropout": config.dropout, "in_size": int(in_size), "n_outputs": int(y.shape[1])}
+    input_norm = config.input_norm or "none"
+    if input_norm != "none":  # absent for the paper's raw inputs, so older checkpoints still match
+        model_kwargs["input_norm"] = input_norm
+    warmup = float(config.warmup_epochs or 0.0)
     tr = torch.from_numpy(np.asarray(train_idx, dtype=np.int64))
     va = None if val_idx is None or len(val_idx) == 0 else torch.from_numpy(np.asarray(val_idx, dtype=np.int64))
 
     with _deterministic(deterministic):
         _seed_everything(run_seed)
-        model = _make_model(**model_kwargs).to(device)
+        stats = _input_stats(feats, tr, input_norm) if input_norm != "none" else (None, None)
+        model = _make_model(**model_kwargs, input_mean=stats[0], input_std=stats[1]).to(device)
         if channels_last:
             model = model.to(memory_format=torch.channels_last_3d)
         optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
         scheduler = torch.optim.lr_scheduler.CosineAnnealingWarmRestarts(
             optimizer, T_0=config.T_0, T_mult=config.T_mult, eta_min=config.eta_min)
         scaler = torch.amp.GradScaler("cuda", enabled=use_scaler)
+
+        def set_warmup_lr(t: float) -> None:
+            """Scale the scheduler's learning rate for the batch that starts at epoch ``t`` (linear warm-up)."""
+            if warmup > 0 and t < warmup:
+                for group in optimizer.param_groups:
+                    group["lr"] *= min(1.0, (t + 1.0 / n_batches) / warmup)
+
+        n_batches = math.ceil(len(tr) / config.batch_size)
         history: list[dict] = []
         start_epoch, best_val, best_epoch, elapsed = 0, math.inf, None, 0.0
 
@@ -608,10 +683,10 @@ def train_run(X, y: np.ndarray, train_idx: np.ndarray, val_idx: np.ndarray | Non
             elapsed = float(ckpt["elapsed_s"])
             _set_rng_state(ckpt["rng"])
             _write_history(run_dir / "history.csv", history)  # history.csv may lag last.pt after a crash
-
+        else:
+            set_warmup_lr(0.0)
         run_model = torch.compile(model) if config.compile else model
         n_train = len(tr)
-        n_batches = math.ceil(n_train / config.batch_size)
         bar = _progress_bar(config.epochs, start_epoch, label, progress)
         try:
             for epoch in range(start_epoch, config.epochs):
@@ -632,6 +707,7 @@ def train_run(X, y: np.ndarray, train_idx: np.ndarray, val_idx: np.ndarray | Non
                     scaler.step(optimizer)
                     scaler.update()
                     scheduler.step(epoch + (b + 1) / n_batches)
+                    set_warmup_lr(epoch + (b + 1) / n_batches)
                     total += loss.detach() * len(idx)
                 train_loss = float(total) / n_train
                 val_loss = None
@@ -735,9 +811,46 @@ def provenance(device: torch.device | None = None, dataset_version: str | None =
 
 
 _RESUME_KEYS = ("model", "targets", "batch_size", "lr", "T_0", "T_mult", "eta_min", "dropout", "seed",
-                "folds", "test_fraction", "max_samples", "cv_weights", "train_fraction")
+                "folds", "test_fraction", "max_samples", "cv_weights", "train_fraction", "input_norm", "warmup_epochs")
 #: Values of resume keys added later, for a config.json written before they existed.
-_RESUME_DEFAULTS = {"train_fraction": 1.0}
+_RESUME_DEFAULTS = {"train_fraction": 1.0, "input_norm": "none", "warmup_epochs": 0.0}
+
+
+#: Sample passes (epochs × training samples, all runs of a protocol) from which a full-mode
+#: run on a CPU probes its path by default: a probe costs about a minute, which a
+#: shorter run would not win back.
+AUTO_CPU_PATH_MIN_WORK = 20_000
+
+
+def _resolve_cpu_path(cfg: TrainConfig, device: torch.device, in_size: int, n_outputs: int, work: int):
+    """On a CPU, set ``amp``/``channels_last``/``compile`` from ``cfg.cpu_path``; returns (config, record or None).
+
+    ``"auto"`` probes the paths (:func:`leanecd.cpupath.choose`). It is the default in
+    full mode for runs of at least :data:`AUTO_CPU_PATH_MIN_WORK` sample passes unless
+    ``amp``, ``channels_last`` or ``compile`` is set explicitly; otherwise fp32 eager.
+    """
+    if device.type != "cpu":
+        return cfg, None
+    explicit = cfg.amp is not None or cfg.channels_last is not None or cfg.compile
+    name = cfg.cpu_path
+    if name is None and cfg.mode == "full" and not explicit and work >= AUTO_CPU_PATH_MIN_WORK:
+        name = "auto"
+    if name is None:
+        path = cpupath.CpuPath("as configured", bool(cfg.amp), bool(cfg.channels_last), bool(cfg.compile))
+        record = {"chosen": path.name, "probe": None}
+    elif name == "auto":
+        path, record = cpupath.choose(cfg.model, cfg.batch_size, in_size, n_outputs)
+        base = record["probe"]["fp32"]["samples_per_s"]
+        print(f"CPU path: {path.name} ({record['probe'][path.name]['samples_per_s']:.1f} samples/s, "
+              f"{record['probe'][path.name]['samples_per_s'] / base:.2f}x fp32 eager"
+              f"{', cached probe' if record['cached'] else ''}; CPU flags: {' '.join(record['flags']) or 'none'})")
+    else:
+        path = cpupath.get_path(name)
+        record = {"chosen": path.name, "probe": None}
+    record = {**record, "amp_bf16": path.amp, "channels_last": path.channels_last, "compile": path.compile,
+              "cpu": cpupath.cpu_model(), "flags": cpupath.cpu_flags(), "threads": torch.get_num_threads()}
+    cfg = dataclasses.replace(cfg, amp=path.amp, channels_last=path.channels_last, compile=path.compile)
+    return cfg, record
 
 
 def fit(X, y, config: TrainConfig, run_dir: str | os.PathLike, ids: Sequence | None = None,
@@ -790,7 +903,11 @@ def fit(X, y, config: TrainConfig, run_dir: str | os.PathLike, ids: Sequence | N
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     device = device_select(cfg.device)
+    work = cfg.epochs * len(trainval) * (1 + len(folds))
+    cfg, cpu_record = _resolve_cpu_path(cfg, device, int(X.shape[-1]), len(cfg.targets), work)
     prov = provenance(device, dataset_version, dataset_name)
+    if cpu_record is not None:
+        prov["cpu_path"] = cpu_record
     config_path = run_dir / "config.json"
     cfg_dict = cfg.to_dict()
     if config_path.exists():
@@ -836,11 +953,13 @@ def fit(X, y, config: TrainConfig, run_dir: str | os.PathLike, ids: Sequence | N
     final = train_run(feats, ys, trainval, None, cfg, run_dir / "final", run_seed=cfg.seed,
                       label="final (90 %)", progress=progress, on_epoch_end=on_epoch_end)
     pred_rows = list(cv_rows)
-    metrics_sets = {}
+    metrics_sets, spread = {}, None
     for split_name, idx in (("train", trainval), ("test", test)):
         p = _predict_norm(final.model, feats, torch.from_numpy(idx), cfg.batch_size, device, cfg.amp) * final.target_std + final.target_mean
         pred_rows.append((split_name, None, idx, p))
         metrics_sets[split_name] = (mae(ys[idx], p), nmae(ys[idx], p)) if len(idx) else (None, None)
+        if split_name == "test" and len(idx) > 1:
+            spread = spread_ratio(ys[idx], p)
 
     _write_predictions(run_dir / "predictions.csv", pred_rows, ids[subset], ys, cfg.targets)
 
@@ -862,6 +981,9 @@ def fit(X, y, config: TrainConfig, run_dir: str | os.PathLike, ids: Sequence | N
         "test_mae": per_target(metrics_sets["test"][0]),
         "train_nmae": per_target(metrics_sets["train"][1]),
         "test_nmae": per_target(metrics_sets["test"][1]),
+        "test_spread_ratio": per_target(spread),
+        "collapsed": None if spread is None else {t: bool(c) for t, c in zip(cfg.targets, np.atleast_1d(spread < COLLAPSE_SD_RATIO))},
+        "collapse_rule": f"test predictions' standard deviation < {COLLAPSE_SD_RATIO:g} x the test labels'",
         "train_fraction": cfg.train_fraction,
         "n_train": int(len(trainval)),
         "n_train_full": int(n_trainval),
@@ -892,6 +1014,9 @@ def _protocol_label(cfg: TrainConfig, n_samples: int | None = None) -> str:
         label += f"; learning-curve point: trained on a nested {cfg.train_fraction:.4g} share of the 90 %"
     if cfg.mode == "quick":
         label += "; quick-mode demonstration, not a result"
+    if cfg.input_norm not in (None, "none") or cfg.warmup_epochs:
+        label += (f"; our choices where the paper is silent: inputs scaled {cfg.input_norm!r}, "
+                  f"learning-rate warm-up {cfg.warmup_epochs:g} epochs")
     if differ:
         label += "; differs from the paper's protocol in " + ", ".join(differ)
     return label
@@ -1023,6 +1148,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's choice)")
     ap.add_argument("--mode", choices=["full", "quick"], help="default: LEANECD_MODE, else full on CUDA, quick otherwise")
     ap.add_argument("--compile", action="store_true", help="torch.compile the model")
+    ap.add_argument("--cpu-path", choices=["auto", *cpupath.CPU_PATHS],
+                    help="on a CPU: 'auto' probes the paths and keeps the fastest (default for long full-mode runs), "
+                         "or a path name")
+    ap.add_argument("--input-norm", choices=list(INPUT_NORMS),
+                    help=f"input scaling (the paper is silent; default {OPEN_CHOICES['input_norm']!r})")
+    ap.add_argument("--warmup-epochs", type=float,
+                    help=f"linear learning-rate warm-up, epochs (default {OPEN_CHOICES['warmup_epochs']})")
     ap.add_argument("--no-amp", action="store_true", help="no mixed precision on CUDA")
     ap.add_argument("--dataset-version", help="recorded in config.json and metrics.json (--features route; "
                                               "--dataset records the dataset's own name and version)")
@@ -1056,7 +1188,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                          batch_size=args.batch_size, lr=args.lr, dropout=args.dropout, seed=args.seed,
                          max_samples=args.max_samples, device=args.device, mode=args.mode, compile=args.compile,
                          amp=False if args.no_amp else None, final_only=args.final_only,
-                         train_fraction=args.train_fraction)
+                         train_fraction=args.train_fraction, cpu_path=args.cpu_path, input_norm=args.input_norm,
+                         warmup_epochs=args.warmup_epochs)
     result = fit(X, y, config, args.run_dir, ids=ids, dataset_version=dataset_version, dataset_name=dataset_name,
                  progress=not args.no_progress)
     m = result.metrics
