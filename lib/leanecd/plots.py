@@ -543,3 +543,47 @@ def learning_curve(df, title: str | None = None):
     if title:
         fig.suptitle(title)
     return fig
+
+
+__all__ += ["plotly_renderer", "PLOTLY_RENDERER"]
+
+#: Name of the plotly renderer registered by :func:`plotly_renderer`.
+PLOTLY_RENDERER = "leanecd"
+
+
+def _page_script_renderer():
+    """A text/html renderer that loads nothing: neither plotly.js nor MathJax.
+
+    The page showing the figure must provide ``window.Plotly``; the book loads its
+    own copy of plotly.js (the one in the plotly package) on every page.
+    """
+    from plotly.io import to_html
+    from plotly.io.base_renderers import MimetypeRenderer
+
+    class PageScriptRenderer(MimetypeRenderer):
+        def to_mimebundle(self, fig_dict):
+            html = to_html(fig_dict, include_plotlyjs=False, include_mathjax=False, full_html=False,
+                           default_width="100%", default_height=525, validate=False)
+            return {"text/html": html}
+
+    return PageScriptRenderer()
+
+
+def plotly_renderer() -> str:
+    """Register the book's plotly renderer and return the renderer string to use.
+
+    ``pio.renderers.default = plots.plotly_renderer()`` shows figures with nothing
+    loaded from the internet: JupyterLab, Notebook 7 and VS Code draw the
+    ``application/vnd.plotly.v1+json`` output themselves, and the book's HTML pages
+    draw the ``text/html`` one with the plotly.js they serve. On Google Colab, which
+    draws neither, it returns plotly's ``"colab"`` renderer.
+    """
+    import sys
+
+    import plotly.io as pio
+
+    if "google.colab" in sys.modules:
+        return "colab"
+    if PLOTLY_RENDERER not in pio.renderers:
+        pio.renderers[PLOTLY_RENDERER] = _page_script_renderer()
+    return f"plotly_mimetype+{PLOTLY_RENDERER}"
