@@ -1,13 +1,14 @@
 """Training throughput of the lean CNNs on this machine, and what a GPU should reach.
 
-Measures forward + backward + Adam step (samples/s) for Models A and B on a 1×51³
-input, the analytic FLOPs per sample (``leanecd.models.flops_per_sample``), the
-achieved GFLOP/s, and for Model A the speed of bf16 autocast and of the
-channels_last_3d memory format relative to plain fp32. Then prints an estimate of
-the time of the paper's protocol on this CPU and on one H100, with its assumptions.
+On a CPU: samples/s of a training step (forward + backward + Adam) of Model A at the
+paper's batch on every CPU path the trainer can choose (fp32 or bf16 autocast,
+contiguous or channels_last_3d, eager or ``torch.compile``; ``leanecd.cpupath``), all
+in one run, with the ratio to fp32 eager and the achieved GFLOP/s; Model B on fp32
+and the fastest path; then one run on 2 threads against two concurrent runs on 1
+thread each. Then an estimate of the paper's protocol on this machine and on one H100.
 
-    python benchmarks/bench_training.py              # about 2-4 min on 2 CPU cores
-    python benchmarks/bench_training.py --batch 50   # the paper's batch (slow on a CPU)
+    python benchmarks/bench_training.py              # about 5 min on 2 CPU cores
+    python benchmarks/bench_training.py --skip-threads
 
 Timings on a shared machine vary by tens of per cent; the ratios are what matters.
 Never used as a timed assert in tests.
@@ -17,13 +18,16 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import platform
+import os
+import subprocess
+import sys
 import time
 
 import torch
 from torch import nn
 
-from leanecd.models import build_model, count_parameters, flops_per_sample
+from leanecd import cpupath
+from leanecd.models import build_model, flops_per_sample
 
 IN = (1, 51, 51, 51)
 
@@ -68,59 +72,87 @@ def measure(steps: dict, rounds: int, warmup: int = 1) -> dict:
     return {k: (min(v), sorted(v)[len(v) // 2]) for k, v in times.items()}
 
 
+def _worker(args) -> None:
+    """One process timing ``args.steps`` steps of one CPU path (for the threads comparison); prints samples/s."""
+    torch.set_num_threads(args.threads)
+    fn = cpupath.step_function(args.model, cpupath.get_path(args.path), args.batch, 51, None)
+    fn()
+    fn()
+    t0 = time.perf_counter()
+    for _ in range(args.steps):
+        fn()
+    print(args.batch * args.steps / (time.perf_counter() - t0))
+
+
+def _threads_comparison(path: str, batch: int, steps: int) -> tuple[float, float]:
+    """Aggregate samples/s of one process on 2 threads and of two concurrent processes on 1 thread each."""
+    cmd = [sys.executable, __file__, "--worker", "--path", path, "--batch", str(batch), "--steps", str(steps)]
+    one = float(subprocess.run(cmd + ["--threads", "2"], capture_output=True, text=True, check=True).stdout.split()[-1])
+    procs = [subprocess.Popen(cmd + ["--threads", "1"], stdout=subprocess.PIPE, text=True) for _ in range(2)]
+    two = sum(float(p.communicate()[0].split()[-1]) for p in procs)
+    return one, two
+
+
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--batch", type=int, default=8, help="batch size (paper: 50; default 8 to keep a CPU run short)")
-    ap.add_argument("--iters", type=int, default=5, help="timed steps per measurement (median reported)")
+    ap.add_argument("--batch", type=int, default=50, help="batch size (the paper's: 50)")
+    ap.add_argument("--iters", type=int, default=3, help="timed steps per path (best reported)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--device", default="cpu")
+    ap.add_argument("--skip-threads", action="store_true", help="skip the 1 x 2 threads vs 2 x 1 thread comparison")
+    ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--path", default="fp32", help=argparse.SUPPRESS)
+    ap.add_argument("--model", default="A", help=argparse.SUPPRESS)
+    ap.add_argument("--steps", type=int, default=4, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
+    if args.worker:
+        return _worker(args)
 
     torch.set_num_threads(args.threads)
     dev = args.device
+    b = args.batch
     print(f"torch {torch.__version__}, device {dev}"
           + (f" ({torch.cuda.get_device_name()})" if dev == "cuda" else
-             f" ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, "
-             f"CPU capability {torch.backends.cpu.get_cpu_capability()})"))
-    print(f"batch {args.batch}" + ("" if args.batch == 50 else " (the paper uses 50; a step at 50 takes ~6x longer "
-                                   "on a CPU; Model A at batch 50 is measured once below)"))
+             f" ({cpupath.cpu_model()}, {torch.get_num_threads()} threads, "
+             f"CPU capability {torch.backends.cpu.get_cpu_capability()}, flags: {' '.join(cpupath.cpu_flags())})"))
     if dev == "cpu":
-        print(f"load average before the run: {' '.join(f'{x:.2f}' for x in __import__('os').getloadavg())} "
+        print(f"load average before the run: {' '.join(f'{x:.2f}' for x in os.getloadavg())} "
               f"(other processes on these cores slow every number below)")
     print()
 
-    b = args.batch
-    steps = {
-        ("A", "fp32"): make_step("A", b, device=dev),
-        ("A", "bf16 autocast"): make_step("A", b, amp_bf16=True, device=dev),
-        ("A", "channels_last_3d fp32"): make_step("A", b, channels_last=True, device=dev),
-        ("A", "bf16 + channels_last_3d"): make_step("A", b, amp_bf16=True, channels_last=True, device=dev),
-        ("B", "fp32"): make_step("B", b, device=dev),
-    }
-    t = measure(steps, args.iters)
     results = {}
-    print(f"training step (forward + backward + Adam), fp32, batch {b}; best of {args.iters} (median in brackets)")
-    print(f"{'model':6s} {'params':>9s} {'GFLOP/sample':>13s} {'s/step':>15s} {'samples/s':>10s} {'GFLOP/s':>8s}")
-    for name in ("A", "B"):
-        model = build_model(name)
-        gflop = flops_per_sample(model, IN) / 1e9
-        best, med = t[(name, "fp32")]
-        sps = b / best
-        results[name] = (gflop, sps)
-        print(f"{name:6s} {count_parameters(model):9,d} {gflop:13.2f} {best:6.2f} ({med:6.2f}) {sps:10.2f} {gflop * sps:8.1f}")
-    print("(GFLOP/sample = forward + backward, analytic: 2 FLOP per multiply-add, backward = 2x forward "
-          "except the first convolution's data gradient)")
-    if b != 50:
-        t50 = measure({"A50": make_step("A", 50, device=dev)}, 2)["A50"][0]
-        print(f"A at batch 50: {t50:.2f} s/step, {50 / t50:.2f} samples/s, {results['A'][0] * 50 / t50:.1f} GFLOP/s")
-    print()
-
-    base = t[("A", "fp32")][0]
-    print(f"Model A, batch {b}, training step time relative to fp32 (best of {args.iters}; >1 = slower):")
-    for (name, label), (best, med) in t.items():
-        if name == "A":
-            print(f"  {label:26s} {best:7.2f} s/step ({med:.2f})   x{best / base:5.2f}")
-    print()
+    if dev == "cpu":
+        figures = cpupath.probe("A", b, 51, steps=args.iters)
+        base = figures["fp32"]["samples_per_s"]
+        gflop = flops_per_sample(build_model("A"), IN) / 1e9
+        print(f"Model A, batch {b}, training step (forward + backward + Adam), every CPU path in one run "
+              f"(best of {args.iters}, interleaved):")
+        print(f"  {'path':18s} {'samples/s':>10s} {'x fp32 eager':>13s} {'GFLOP/s':>8s} {'warm-up s':>10s}")
+        for name, f in figures.items():
+            sps = f["samples_per_s"]
+            print(f"  {name:18s} {sps:10.1f} {sps / base:13.2f} {sps * gflop:8.1f} {f['warmup_s']:10.1f}")
+        best = max(figures, key=lambda n: figures[n]["samples_per_s"])
+        print(f"  fastest: {best}, {figures[best]['samples_per_s'] / base:.2f}x fp32 eager "
+              f"(the trainer's 'auto' takes it if >= {cpupath.MIN_GAIN:.2f}x)")
+        results["A"] = (gflop, figures[best]["samples_per_s"])
+        fb = cpupath.probe("B", b, 51, steps=max(1, args.iters - 1), candidates=["fp32", best])
+        print(f"Model B, batch {b}: fp32 eager {fb['fp32']['samples_per_s']:.1f} samples/s, "
+              f"{best} {fb[best]['samples_per_s']:.1f} samples/s")
+        if not args.skip_threads:
+            one, two = _threads_comparison(best, b, 4)
+            print(f"\nThreads, Model A on {best}: one run on 2 threads {one:.1f} samples/s; two concurrent runs "
+                  f"on 1 thread each {two:.1f} samples/s in all ({two / one:.2f}x)")
+        print()
+    else:
+        steps = {("A", "fp32"): make_step("A", b, device=dev),
+                 ("A", "bf16 + channels_last_3d"): make_step("A", b, amp_bf16=True, channels_last=True, device=dev),
+                 ("B", "fp32"): make_step("B", b, device=dev)}
+        t = measure(steps, args.iters)
+        for (name, label), (best_t, med) in t.items():
+            gflop = flops_per_sample(build_model(name), IN) / 1e9
+            print(f"{name} {label:26s} {b / best_t:10.1f} samples/s {gflop * b / best_t / 1e3:8.2f} TFLOP/s")
+        results["A"] = (flops_per_sample(build_model("A"), IN) / 1e9, b / t[("A", "bf16 + channels_last_3d")][0])
+        print()
 
     gflop_a, sps_a = results["A"]
     n_total, train_frac = 1410, 0.9

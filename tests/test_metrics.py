@@ -362,3 +362,31 @@ def test_paired_comparison_and_same_split(tmp_path):
     assert c["n"] == 3 and c["ratio"] == pytest.approx(0.5)
     assert c["wins_a"] == 3
     assert c["mae_a"] == pytest.approx(M.recompute(a.predictions)["test_mae"]["bulk_modulus_GPa"])
+
+
+def test_collapsed_runs_are_named(tmp_path):
+    """A run whose test predictions barely vary (SD < 10 % of the labels') is collapsed; a fitted one is not."""
+    rows = synthetic_rows(folds=0)
+    flat = [(i, s, f, t, yt, 150.0 + 0.01 * k) if s == "test" else (i, s, f, t, yt, yp)
+            for k, (i, s, f, t, yt, yp) in enumerate(rows)]
+    good = M.read_run(write_run(tmp_path / "good", rows))
+    bad = M.read_run(write_run(tmp_path / "bad", flat))
+    assert not good.collapsed() and bad.collapsed() and bad.collapsed("bulk_modulus")
+    rec = M.recompute(bad.predictions)
+    test_y = np.array([r[4] for r in flat if r[1] == "test"])
+    test_p = np.array([r[5] for r in flat if r[1] == "test"])
+    assert rec["test_spread_ratio"]["bulk_modulus_GPa"] == pytest.approx(np.std(test_p) / np.std(test_y))
+    assert rec["collapsed"] == {"bulk_modulus_GPa": True}
+
+
+SHIPPED_LC = REPO / "results" / "learning-curve"
+
+
+@pytest.mark.skipif(not (SHIPPED_LC / "A-bulk_modulus_GPa-f0.25-e50-cpu").is_dir(), reason="shipped runs absent")
+def test_the_shipped_short_learning_curve_runs_at_135_and_270_compounds_collapsed():
+    """Measured, not assumed: the 50-epoch CPU runs at 1/4 and 1/2 of the training set predict
+    almost one value (the issue that started the training study); the full-data run does not."""
+    df = M.learning_curve(REPO / "results", model="A", target="bulk_modulus_GPa", verbose=False)
+    flags = dict(zip(df["train_fraction"], df["collapsed"]))
+    assert flags[0.25] and flags[0.5]
+    assert not flags[1.0]

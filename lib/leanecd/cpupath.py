@@ -32,7 +32,8 @@ from .errors import LeanECDError
 from .models import build_model
 from .store import write_json
 
-__all__ = ["CpuPath", "CPU_PATHS", "MIN_GAIN", "cpu_flags", "cpu_model", "probe", "choose", "get_path"]
+__all__ = ["CpuPath", "CPU_PATHS", "MIN_GAIN", "cpu_flags", "cpu_model", "probe", "choose", "get_path",
+           "step_function"]
 
 
 @dataclass(frozen=True)
@@ -92,7 +93,9 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
-def _step_fn(model_name: str, path: CpuPath, batch: int, in_size: int, n_outputs: int | None):
+def step_function(model_name: str, path: CpuPath, batch: int, in_size: int, n_outputs: int | None):
+    """A closure running one training step (forward, MSE backward, Adam) of ``model_name`` on random
+    inputs along ``path``; it returns the step's wall time in seconds."""
     torch.manual_seed(0)
     model = build_model(model_name, in_size=in_size, n_outputs=n_outputs)
     x = torch.rand(batch, 1, in_size, in_size, in_size)
@@ -128,7 +131,7 @@ def probe(model_name: str = "A", batch: int = 50, in_size: int = 51, n_outputs: 
     fns, warm = {}, {}
     for name in names:
         t0 = time.perf_counter()
-        fn = _step_fn(model_name, CPU_PATHS[name], batch, in_size, n_outputs)
+        fn = step_function(model_name, CPU_PATHS[name], batch, in_size, n_outputs)
         fn()
         fn()
         fns[name], warm[name] = fn, time.perf_counter() - t0

@@ -312,6 +312,12 @@ class Run:
         """Share of the 90 % train+CV part the run trained on (1.0 for runs written before the setting existed)."""
         return float(self.settings.get("train_fraction") or 1.0)
 
+    def collapsed(self, target: str | None = None) -> bool:
+        """Whether the test predictions (of ``target``, default every target) collapsed (:func:`is_collapsed`)."""
+        flags = recompute(self.predictions)["collapsed"] or {}
+        keys = [t for t in flags if target is None or canonical_target(t) == canonical_target(target)]
+        return any(flags[t] for t in keys)
+
     def protocol(self) -> dict:
         """What was run, as the protocol rows of the tables show it (strings)."""
         prov = self.provenance or {}
@@ -531,10 +537,11 @@ def recompute(predictions: pd.DataFrame) -> dict:
     """The metrics of ``metrics.json``, recomputed from a predictions DataFrame.
 
     Returns ``{"cv_mae", "cv_nmae", "cv_rmse", "cv_mae_per_fold", "train_mae",
-    "test_mae", "train_nmae", "test_nmae", "train_rmse", "test_rmse", "n_train",
-    "n_test", "folds"}``; each metric is ``{target: value}`` (``None`` when the split
-    is absent). CV values are means over folds of the per-fold metric, as
-    :func:`leanecd.train.fit` computes them.
+    "test_mae", "train_nmae", "test_nmae", "train_rmse", "test_rmse",
+    "test_spread_ratio", "collapsed", "n_train", "n_test", "folds"}``; each metric is
+    ``{target: value}`` (``None`` when the split is absent). CV values are means over
+    folds of the per-fold metric, as :func:`leanecd.train.fit` computes them;
+    ``collapsed`` applies :func:`is_collapsed` to the test predictions.
     """
     df = predictions
     targets = list(dict.fromkeys(df["target"]))
@@ -570,11 +577,17 @@ def recompute(predictions: pd.DataFrame) -> dict:
             out[f"{split}_nmae"][t] = float(nmae(st["y_true"], st["y_pred"]))
             out[f"{split}_rmse"][t] = float(rmse(st["y_true"], st["y_pred"]))
         out[f"n_{split}"] = int(s["id"].nunique())
+    test = df[df["split"] == "test"]
+    out["test_spread_ratio"] = {t: float(spread_ratio(test.loc[test["target"] == t, "y_true"],
+                                                      test.loc[test["target"] == t, "y_pred"]))
+                                for t in targets} if len(test) > 1 else None
+    out["collapsed"] = (None if out["test_spread_ratio"] is None else
+                        {t: bool(v < COLLAPSE_SD_RATIO) for t, v in out["test_spread_ratio"].items()})
     out["folds"] = len(folds)
     return out
 
 
-_CHECK_KEYS = ("cv_mae", "cv_nmae", "train_mae", "test_mae", "train_nmae", "test_nmae")
+_CHECK_KEYS = ("cv_mae", "cv_nmae", "train_mae", "test_mae", "train_nmae", "test_nmae", "test_spread_ratio")
 
 
 def check_run(run: Run | str | os.PathLike, atol: float = 1e-9) -> dict:
@@ -589,7 +602,7 @@ def check_run(run: Run | str | os.PathLike, atol: float = 1e-9) -> dict:
     report, bad = {}, []
     for key in _CHECK_KEYS:
         stored, new = run.metrics.get(key), again.get(key)
-        if stored is None and new is None:
+        if stored is None and (new is None or key == "test_spread_ratio"):  # runs from before the spread was stored
             continue
         if (stored is None) != (new is None):
             bad.append(f"{key}: stored {stored!r}, recomputed {new!r}")
@@ -774,7 +787,7 @@ def table3(runs, target: str = "bulk_modulus_GPa", literature: bool = True) -> p
 # --------------------------------------------------------------------------- learning curve
 
 LEARNING_CURVE_COLUMNS = ["model", "target", "epochs", "train_fraction", "n_train", "n_test", "test_mae",
-                          "test_nmae", "run"]
+                          "test_nmae", "test_spread_ratio", "collapsed", "run"]
 
 
 def learning_curve(runs, model: str | None = None, target: str | None = None,
@@ -792,7 +805,9 @@ def learning_curve(runs, model: str | None = None, target: str | None = None,
     these (default: all). Without any ``train_fraction`` < 1 run the frame is empty.
 
     Returns a tidy DataFrame with :data:`LEARNING_CURVE_COLUMNS`: test_mae in the
-    target's units, test_nmae in %, both recomputed from ``predictions.csv``;
+    target's units, test_nmae in %, the test predictions' spread and whether the run
+    collapsed (:func:`is_collapsed`: never fit a curve through such a point), all
+    recomputed from ``predictions.csv``;
     n_train and n_test are compounds; sorted by model, target, epochs, n_train.
     """
     is_results_dir = isinstance(runs, str | os.PathLike) and not (Path(runs) / "metrics.json").is_file()
@@ -831,7 +846,8 @@ def learning_curve(runs, model: str | None = None, target: str | None = None,
             rec = recompute(r.predictions)
             rows.append({"model": m, "target": t, "epochs": epochs, "train_fraction": r.train_fraction,
                          "n_train": rec["n_train"], "n_test": rec["n_test"], "test_mae": rec["test_mae"][name],
-                         "test_nmae": rec["test_nmae"][name], "run": r.name})
+                         "test_nmae": rec["test_nmae"][name], "test_spread_ratio": rec["test_spread_ratio"][name],
+                         "collapsed": rec["collapsed"][name], "run": r.name})
     df = pd.DataFrame(rows, columns=LEARNING_CURVE_COLUMNS)
     return df.sort_values(["model", "target", "epochs", "n_train"], ignore_index=True)
 
