@@ -14,8 +14,9 @@
 #                                        # the short CPU runs the book ships (50 epochs = one cosine
 #                                        # cycle, ~35 min per target on one thread at 601 compounds)
 #   BASELINES="mean rf" scripts/full-runs.sh   # leave out the heavy Zhao et al. CNN (default: "mean rf zhao")
+#   LEANECD_RESULTS=/content/drive/MyDrive/lean-ecd-results scripts/full-runs.sh   # runs go there (Colab: Drive)
 #
-# Each run writes results/<model>-<target>-e650-cv9-<device>/ (config, splits, metrics,
+# Each run writes $LEANECD_RESULTS/<model>-<target>-e650-cv9-<device>/ (default results/) (config, splits, metrics,
 # predictions, best weights); a run whose metrics.json exists is skipped, so the script
 # resumes after an interruption. Commit the run directories (weights of the folds and
 # last.pt are ignored by git).
@@ -31,7 +32,7 @@ PY=.venv/bin/python
 DEVICE=${LEANECD_DEVICE:-$($PY -c "import torch; print('cuda' if torch.cuda.is_available() else 'cpu')")}
 EPOCHS=${EPOCHS:-650}
 FOLDS=${FOLDS:-9}
-RESULTS=${RESULTS:-results}
+RESULTS=${LEANECD_RESULTS:-results}   # the one setting chapters 6 and 7 use too (leanecd.settings.results_dir)
 CV=$([[ $FOLDS == 0 ]] && echo final || echo "cv${FOLDS}")   # 0 folds: final fit only
 ALL="A-bulk_modulus_GPa A-energy_per_atom_eV B-bulk_modulus_GPa B-energy_per_atom_eV C-bulk_modulus_GPa C-energy_per_atom_eV"
 RUNS=${RUNS:-$ALL}

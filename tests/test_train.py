@@ -527,3 +527,18 @@ def test_the_cpu_path_is_recorded_and_short_runs_do_not_probe(tmp_path, monkeypa
     assert m["provenance"]["cpu_path"]["chosen"] == "bf16+cl"
     assert m["provenance"]["cpu_path"]["amp_bf16"] is True and m["provenance"]["cpu_path"]["channels_last"] is True
     assert "flags" in m["provenance"]["cpu_path"]
+
+
+def test_results_dir_is_one_setting(tmp_path, monkeypatch):
+    """LEANECD_RESULTS names where runs go, for the library and for scripts/full-runs.sh alike."""
+    from pathlib import Path
+
+    from leanecd.settings import results_dir
+
+    monkeypatch.setenv("LEANECD_RESULTS", str(tmp_path / "drive" / "runs"))
+    assert results_dir() == tmp_path / "drive" / "runs"
+    monkeypatch.delenv("LEANECD_RESULTS")
+    repo = Path(__file__).resolve().parents[1]
+    assert results_dir() == repo / "results"
+    script = (repo / "scripts" / "full-runs.sh").read_text()
+    assert "RESULTS=${LEANECD_RESULTS:-results}" in script

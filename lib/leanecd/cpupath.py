@@ -19,7 +19,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import os
 import platform
 import time
 from dataclasses import dataclass
@@ -28,6 +27,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from .download import default_cache_dir
 from .errors import LeanECDError
 from .models import build_model
 from .store import write_json
@@ -142,9 +142,6 @@ def probe(model_name: str = "A", batch: int = 50, in_size: int = 51, n_outputs: 
     return {name: {"samples_per_s": batch / min(times[name]), "warmup_s": warm[name]} for name in names}
 
 
-def _cache_dir() -> Path:
-    base = os.environ.get("LEANECD_CACHE")
-    return (Path(base) if base else Path.home() / ".cache" / "leanecd") / "cpu-path"
 
 
 def choose(model_name: str = "A", batch: int = 50, in_size: int = 51, n_outputs: int | None = None,
@@ -158,7 +155,7 @@ def choose(model_name: str = "A", batch: int = 50, in_size: int = 51, n_outputs:
     key = {"cpu": cpu_model(), "flags": cpu_flags(), "torch": torch.__version__, "threads": torch.get_num_threads(),
            "model": model_name, "batch": int(batch), "in_size": int(in_size), "n_outputs": n_outputs}
     digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
-    path = _cache_dir() / f"{digest}.json"
+    path = default_cache_dir("cpu-path") / f"{digest}.json"
     if cache and path.is_file():
         try:
             record = json.loads(path.read_text())

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from pathlib import Path
 
 #: Autocorrelation grid spacing of the paper, in Å.
 SPACING_A = 0.2
@@ -28,6 +29,23 @@ def _cuda_available() -> bool:
     except ImportError:  # the data chapters work without torch
         return False
     return bool(torch.cuda.is_available())
+
+
+def results_dir() -> Path:
+    """Where training runs are written and read: ``$LEANECD_RESULTS``, else ``<repo>/results``.
+
+    The one setting for chapter 6 (writes), chapter 7 (reads) and
+    ``scripts/full-runs.sh``; on Colab point it at a Drive folder so runs survive a
+    disconnect. Without the variable and outside a checkout of the book it is
+    ``./results``.
+    """
+    env = os.environ.get("LEANECD_RESULTS", "").strip()
+    if env:
+        return Path(env).expanduser()
+    repo = Path(__file__).resolve().parents[2]
+    if (repo / "results").is_dir() and (repo / "lib" / "leanecd").is_dir():
+        return repo / "results"
+    return Path("results").resolve()
 
 
 def run_mode() -> str:
