@@ -13,7 +13,7 @@
 #     RUNS="A-bulk_modulus_GPa A-energy_per_atom_eV" scripts/full-runs.sh
 #                                        # the short CPU runs the book ships (50 epochs = one cosine
 #                                        # cycle, ~35 min per target on one thread at 601 compounds)
-#   BASELINES="mean rf" scripts/full-runs.sh   # leave out the heavy Zhao et al. CNN (default: "mean rf zhao")
+#   BASELINES="mean rf" scripts/full-runs.sh   # leave out the heavy Zhao et al. CNN (default: "mean rf ridge zhao")
 #   LEANECD_RESULTS=/content/drive/MyDrive/lean-ecd-results scripts/full-runs.sh   # runs go there (Colab: Drive)
 #
 # Each run writes $LEANECD_RESULTS/<model>-<target>-e650-cv9-<device>/ (default results/) (config, splits, metrics,
@@ -60,7 +60,7 @@ done
 for target in bulk_modulus_GPa energy_per_atom_eV; do
     ref=$RESULTS/A-${target}-e${EPOCHS}-${CV}-${DEVICE}
     [[ -f $ref/metrics.json ]] || continue
-    names=${BASELINES:-mean rf zhao}
+    names=${BASELINES:-mean rf ridge zhao}
     [[ -f $RESULTS/baselines/zhao-e${EPOCHS}-${CV}-${DEVICE}-on-${ref##*/}/metrics.json ]] && names=${names//zhao/}
     $PY -m leanecd.baselines --reference "$ref" --names $names --epochs "$EPOCHS" --folds "$FOLDS" \
         --mode full --device "$DEVICE" --out-root "$RESULTS/baselines"

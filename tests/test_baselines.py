@@ -220,3 +220,31 @@ def test_raw_density_grid_samples_the_cube():
     idx = np.stack(np.meshgrid(*[np.arange(16)] * 3, indexing="ij"), -1).reshape(-1, 3)
     exact = synthetic_density(cube, idx * 4.0 / 16).reshape(16, 16, 16)
     assert np.abs(g - exact).max() < 1e-3 * exact.max()
+
+
+# ---------------------------------------------------------------- ridge on the autocorrelation
+
+
+def test_ridge_recovers_a_linear_law_of_the_subsampled_autocorrelation(tmp_path):
+    """Labels made linear in a few grid values of the (synthetic) autocorrelation: the ridge
+    baseline must find the law (test error near the noise), the mean predictor cannot."""
+    rng = np.random.default_rng(0)
+    n, g = 80, 11
+    ids = [f"c{i}" for i in range(n)]
+    X = rng.random((n, g, g, g)).astype(np.float32)
+    y = 200 * X[:, 0, 0, 0] - 80 * X[:, 5, 5, 5] + 50 * X[:, 10, 5, 0] + 100 + rng.normal(0, 0.5, n)
+    table = pd.DataFrame({"formula": ["NaCl"] * n, "bulk_modulus_GPa": y}, index=ids)
+    feats = B.autocorrelation_feature_table(ids, X)
+    assert feats.shape == (n, 3**3)  # every 5th of 11 points: 0, 5, 10
+    assert feats.loc["c3"].iloc[0] == pytest.approx(float(X[3, 0, 0, 0]))
+    split = B.split_for_ids(ids, seed=0)
+    ridge = B.run_baseline("ridge", table, ["bulk_modulus_GPa"], split, out_dir=tmp_path / "ridge", features=feats)
+    mean = B.run_baseline("mean", table, ["bulk_modulus_GPa"], split)
+    assert ridge.metrics["test_mae"]["bulk_modulus_GPa"] < 0.1 * mean.metrics["test_mae"]["bulk_modulus_GPa"]
+    back = M.read_run(tmp_path / "ridge")
+    assert back.model == "ridge" and M.model_label("ridge").startswith("ridge")
+    M.check_run(back, atol=1e-12)
+    with pytest.raises(LeanECDError, match="autocorrelations"):
+        B.run_baseline("ridge", table, ["bulk_modulus_GPa"], split)
+    with pytest.raises(LeanECDError, match="without autocorrelation features"):
+        B.run_baseline("ridge", table, ["bulk_modulus_GPa"], split, features=feats.iloc[:10])

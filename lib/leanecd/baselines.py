@@ -15,6 +15,13 @@ A result means little without something simple to beat. Three baselines:
     energy). Our features are *Magpie-style*, NOT matminer's Magpie preset: see
     :func:`composition_features` for exactly what they are.
 
+``ridge``
+    A linear model on the CNN's own input: ridge regression (scikit-learn
+    ``RidgeCV``, the penalty chosen by leave-one-out over 10⁻²…10⁵ on standardised
+    features) on the autocorrelation subsampled to every :data:`RIDGE_STEP`-th grid
+    point (11³ = 1,331 values of the 51³ grid, 1 Å apart). A lean CNN that does not
+    beat it has not earned its convolutions. Ours, not the paper's.
+
 ``zhao``
     The heavy literature 3D-CNN of Zhao et al. (:func:`leanecd.models.build_model`
     ``("zhao")``, ~2 M parameters) on the raw density ρ instead of its
@@ -72,6 +79,9 @@ __all__ = [
     "STATISTICS",
     "Split",
     "split_from_run",
+    "autocorrelation_feature_table",
+    "make_ridge",
+    "RIDGE_STEP",
     "split_for_ids",
     "element_property_table",
     "composition_features",
@@ -132,6 +142,8 @@ DESCRIPTIONS = {
            "features: stoichiometry-weighted mean, min, max, range and mean absolute deviation of 21 "
            "elemental properties (Magpie's elemental table as shipped with jarvis-tools) + number of elements; "
            "not matminer's Magpie preset"),
+    "ridge": ("scikit-learn RidgeCV (alphas 1e-2..1e5, leave-one-out) on standardised autocorrelations "
+              "subsampled to every 5th grid point (11^3 = 1,331 features, 1 A apart)"),
     "zhao": ("Zhao et al. 3D-CNN (Table 1) on the raw density ρ resampled onto a fixed in_size³ grid of the "
              "conventional cube, trained by leanecd.train.fit with the same protocol and split"),
 }
@@ -322,6 +334,30 @@ class MeanPredictor:
         return np.full((len(X),) + np.shape(self.mean_), self.mean_, dtype=float)
 
 
+#: Grid stride of the ``ridge`` baseline's features: every 5th point of the 51³ grid (1 Å apart).
+RIDGE_STEP = 5
+
+
+def autocorrelation_feature_table(ids: Sequence[str], X, step: int = RIDGE_STEP) -> pd.DataFrame:
+    """The ``ridge`` baseline's features: autocorrelations ``X`` (N, n, n, n, e/Å³) on every ``step``-th point, by id."""
+    X = np.asarray(X)
+    if X.ndim == 5:
+        X = X[:, 0]
+    if X.ndim != 4 or len(X) != len(ids):
+        raise LeanECDError(f"autocorrelations must be (N, n, n, n) with N = {len(ids)} ids; got {X.shape}")
+    sub = X[:, ::step, ::step, ::step].reshape(len(ids), -1).astype(np.float64)
+    return pd.DataFrame(sub, index=[str(i) for i in ids])
+
+
+def make_ridge():
+    """The ``ridge`` baseline's model: standardise, then ridge with a leave-one-out choice of the penalty."""
+    from sklearn.linear_model import RidgeCV
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    return make_pipeline(StandardScaler(), RidgeCV(alphas=np.logspace(-2, 5, 15)))
+
+
 def make_random_forest(seed: int = SETTINGS.seed, n_estimators: int = 500):
     """The random forest of the ``rf`` baseline (scikit-learn, one thread, fixed seed)."""
     from sklearn.ensemble import RandomForestRegressor
@@ -334,7 +370,9 @@ def _make(name: str, seed: int):
         return MeanPredictor()
     if name == "rf":
         return make_random_forest(seed)
-    raise LeanECDError(f"unknown baseline {name!r}: 'mean' or 'rf' (the 'zhao' CNN: run_zhao_baseline)")
+    if name == "ridge":
+        return make_ridge()
+    raise LeanECDError(f"unknown baseline {name!r}: 'mean', 'rf' or 'ridge' (the 'zhao' CNN: run_zhao_baseline)")
 
 
 def _write_predictions(path: Path, rows: list[tuple]) -> None:
@@ -350,10 +388,12 @@ def _write_predictions(path: Path, rows: list[tuple]) -> None:
 
 def run_baseline(name: str, table: pd.DataFrame, targets: Sequence[str], split: Split,
                  out_dir: str | os.PathLike | None = None, labels: pd.DataFrame | None = None,
-                 dataset_name: str | None = None, dataset_version: str | None = None) -> Run:
-    """Fit and evaluate baseline ``name`` (``"mean"`` or ``"rf"``) on ``split``.
+                 dataset_name: str | None = None, dataset_version: str | None = None,
+                 features: pd.DataFrame | None = None) -> Run:
+    """Fit and evaluate baseline ``name`` (``"mean"``, ``"rf"`` or ``"ridge"``) on ``split``.
 
     ``table``: the dataset table (index: ids; a ``formula`` column for ``rf``).
+    ``features``: for ``ridge``, :func:`autocorrelation_feature_table` of (at least) the split's ids.
     ``labels``: id-indexed DataFrame of the target columns (default: ``table``).
     For every target: one model per CV fold (trained on the other folds, predicting
     the held-out fold) and one on the whole train+CV set, predicting train and test.
@@ -371,6 +411,13 @@ def run_baseline(name: str, table: pd.DataFrame, targets: Sequence[str], split: 
         if missing:
             raise LeanECDError(f"baseline rf: ids of the split missing from the dataset table: {missing[:5]}")
         X = composition_feature_table(table.loc[ids, "formula"])
+    elif name == "ridge":
+        if features is None:
+            raise LeanECDError("baseline ridge needs the autocorrelations: features=autocorrelation_feature_table(ids, X)")
+        missing = [i for i in ids if i not in features.index]
+        if missing:
+            raise LeanECDError(f"baseline ridge: ids of the split without autocorrelation features: {missing[:5]}")
+        X = features.loc[ids]
     else:
         X = pd.DataFrame(index=ids, data={"none": np.zeros(len(ids))})
     rows = []
@@ -398,7 +445,7 @@ def run_baseline(name: str, table: pd.DataFrame, targets: Sequence[str], split: 
     import torch
 
     prov = provenance(torch.device("cpu"), dataset_version, dataset_name)
-    prov["device_name"] = "cpu (scikit-learn)" if name == "rf" else "cpu (numpy)"
+    prov["device_name"] = "cpu (scikit-learn)" if name in ("rf", "ridge") else "cpu (numpy)"
     metrics.update({
         "targets": targets, "model": name, "mode": "baseline", "shortcuts": [],
         "epochs": None, "n_parameters": n_params if name == "mean" else None,
@@ -429,8 +476,8 @@ def run_baseline(name: str, table: pd.DataFrame, targets: Sequence[str], split: 
 
 def baselines_for_run(reference: Run | str | os.PathLike, table: pd.DataFrame, names: Sequence[str] = ("mean", "rf"),
                       out_root: str | os.PathLike | None = None, dataset_name: str | None = None,
-                      dataset_version: str | None = None) -> dict[str, Run]:
-    """Run the baselines ``names`` on the split and targets of a CNN run.
+                      dataset_version: str | None = None, features: pd.DataFrame | None = None) -> dict[str, Run]:
+    """Run the baselines ``names`` on the split and targets of a CNN run (``features``: for ``ridge``).
 
     The labels are the run's own ``y_true`` (so the comparison holds even if the
     dataset has grown or changed since); ``table`` supplies the formulas. With
@@ -447,13 +494,14 @@ def baselines_for_run(reference: Run | str | os.PathLike, table: pd.DataFrame, n
     for name in names:
         out_dir = None if out_root is None else Path(out_root) / f"{name}-{ref.name}"
         out[name] = run_baseline(name, table, ref.targets, split, out_dir=out_dir, labels=labels,
-                                 dataset_name=dataset_name, dataset_version=dataset_version)
+                                 dataset_name=dataset_name, dataset_version=dataset_version, features=features)
     return out
 
 
 def learning_curve(table: pd.DataFrame, targets: Sequence[str], names: Sequence[str] = ("mean", "rf"),
                    fractions: Sequence[float] = (0.125, 0.25, 0.5, 1.0), ids: Sequence[str] | None = None,
-                   seed: int = SETTINGS.seed, test_fraction: float = 0.1) -> pd.DataFrame:
+                   seed: int = SETTINGS.seed, test_fraction: float = 0.1,
+                   features: pd.DataFrame | None = None) -> pd.DataFrame:
     """Test error of the baselines ``names`` against training-set size, on ``table`` as it is now.
 
     The split is the one :func:`leanecd.train.fit` makes for ``ids`` (default: the table's
@@ -485,12 +533,13 @@ def learning_curve(table: pd.DataFrame, targets: Sequence[str], names: Sequence[
                       test_fraction=test_fraction, order=ids,
                       source=f"leanecd.train.split_indices(seed={seed}) on {len(ids)} ids, train_subset({f})")
         for name in names:
-            run = run_baseline(name, table, targets, split)
+            run = run_baseline(name, table, targets, split, features=features)
             rec = recompute(run.predictions)
             for t in targets:
                 rows.append({"model": name, "target": t, "epochs": None, "train_fraction": float(f),
                              "n_train": rec["n_train"], "n_test": rec["n_test"], "test_mae": rec["test_mae"][t],
-                             "test_nmae": rec["test_nmae"][t], "run": f"{name} baseline, train_fraction {f:g}"})
+                             "test_nmae": rec["test_nmae"][t], "test_spread_ratio": rec["test_spread_ratio"][t],
+                             "collapsed": rec["collapsed"][t], "run": f"{name} baseline, train_fraction {f:g}"})
     df = pd.DataFrame(rows, columns=LEARNING_CURVE_COLUMNS)
     return df.sort_values(["model", "target", "n_train"], ignore_index=True)
 
@@ -589,7 +638,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the cheap baselines on the split of a CNN run and write them to results/baselines/."""
     ap = argparse.ArgumentParser(prog="python -m leanecd.baselines", description=main.__doc__)
     ap.add_argument("--reference", required=True, type=Path, help="a CNN run directory (its split and targets)")
-    ap.add_argument("--names", nargs="+", default=["mean", "rf"], choices=["mean", "rf", "zhao"])
+    ap.add_argument("--names", nargs="+", default=["mean", "rf", "ridge"], choices=["mean", "rf", "ridge", "zhao"])
     ap.add_argument("--out-root", type=Path, default=Path("results/baselines"))
     ap.add_argument("--dataset", default="embedded")
     ap.add_argument("--epochs", type=int, help="zhao only")
@@ -607,7 +656,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     ref = read_run(args.reference)
     cheap = [n for n in args.names if n != "zhao"]
     if cheap:
-        runs = baselines_for_run(ref, ds.table, cheap, out_root=args.out_root)
+        features = None
+        if "ridge" in cheap:
+            from .features import dataset_features
+
+            ids, X, _ = dataset_features(ds, progress=False)
+            features = autocorrelation_feature_table(ids, X)
+        runs = baselines_for_run(ref, ds.table, cheap, out_root=args.out_root, features=features)
         for name, r in runs.items():
             m = r.metrics
             for t in m["targets"]:

@@ -172,10 +172,11 @@ MODEL_LABELS = {
     "mirzaee": "Mirzaee et al. 3D-CNN (raw ρ)",
     "mean": "training mean",
     "rf": "random forest (composition)",
+    "ridge": "ridge on the autocorrelation (linear)",
 }
 
 #: Order of the models in the tables.
-MODEL_ORDER = ("A", "B", "C", "mean", "rf", "zhao", "mirzaee")
+MODEL_ORDER = ("A", "B", "C", "mean", "rf", "ridge", "zhao", "mirzaee")
 
 
 def canonical_target(name: str) -> str:
@@ -758,7 +759,8 @@ def table3(runs, target: str = "bulk_modulus_GPa", literature: bool = True) -> p
         rec = recompute(r.predictions)
         p = r.protocol()
         inp = "F_r (autocorrelation)" if r.model in ("A", "B", "C") else (
-            "ρ_s (raw density)" if r.model in ("zhao", "mirzaee") else "composition" if r.model == "rf" else "none")
+            "ρ_s (raw density)" if r.model in ("zhao", "mirzaee") else "composition" if r.model == "rf" else
+            "F_r (autocorrelation, every 5th point)" if r.model == "ridge" else "none")
         rows.append({
             "model": f"{model_label(r.model)} (ours)",
             "input": inp,
