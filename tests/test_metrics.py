@@ -390,3 +390,18 @@ def test_the_shipped_short_learning_curve_runs_at_135_and_270_compounds_collapse
     flags = dict(zip(df["train_fraction"], df["collapsed"]))
     assert flags[0.25] and flags[0.5]
     assert not flags[1.0]
+
+
+def test_learning_curve_exponents_leave_collapsed_runs_out():
+    n = np.array([50, 100, 200, 400])
+    df = pd.DataFrame({"model": "A", "target": "bulk_modulus_GPa", "epochs": 650, "n_train": n,
+                       "test_mae": 100 * n ** -0.5, "collapsed": [False, False, False, False]})
+    e = M.learning_curve_exponents(df)
+    assert e.loc[0, "slope"] == pytest.approx(-0.5) and e.loc[0, "points"] == 4 and e.loc[0, "left_out"] == []
+    df.loc[1, "test_mae"] = 55.0  # a collapsed run at the training-mean error
+    df.loc[1, "collapsed"] = True
+    e = M.learning_curve_exponents(df)
+    assert e.loc[0, "slope"] == pytest.approx(-0.5) and e.loc[0, "left_out"] == [100]
+    df.loc[2, "collapsed"] = True
+    e = M.learning_curve_exponents(df)
+    assert np.isnan(e.loc[0, "slope"]) and "no exponent" in e.loc[0, "note"]

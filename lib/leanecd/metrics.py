@@ -68,6 +68,7 @@ __all__ = [
     "table3",
     "error_analysis",
     "learning_curve",
+    "learning_curve_exponents",
     "element_counts",
     "target_label",
     "canonical_target",
@@ -852,6 +853,33 @@ def learning_curve(runs, model: str | None = None, target: str | None = None,
                          "collapsed": rec["collapsed"][name], "run": r.name})
     df = pd.DataFrame(rows, columns=LEARNING_CURVE_COLUMNS)
     return df.sort_values(["model", "target", "epochs", "n_train"], ignore_index=True)
+
+
+def learning_curve_exponents(df: pd.DataFrame, min_points: int = 3) -> pd.DataFrame:
+    """The power law MAE ∝ n^slope fitted (least squares in log–log) to each curve of a learning-curve frame.
+
+    Collapsed runs (column ``collapsed``) are left out: a near-constant predictor
+    measures the spread of the labels, not what data buy. A curve with fewer than
+    ``min_points`` other points gets no exponent (``slope`` NaN) and says why.
+    Returns model, target, epochs, slope, n_min, n_max, points, left_out, note.
+    """
+    rows = []
+    for (m, t, epochs), d in df.groupby(["model", "target", "epochs"], dropna=False, sort=True):
+        d = d.sort_values("n_train")
+        bad = d["collapsed"].fillna(False).astype(bool) if "collapsed" in d else pd.Series(False, d.index)
+        ok = d[~bad]
+        note = ""
+        slope = float("nan")
+        if len(ok) >= min_points:
+            slope = float(np.polyfit(np.log(ok["n_train"].astype(float)), np.log(ok["test_mae"].astype(float)), 1)[0])
+        else:
+            note = f"no exponent: {len(ok)} point(s) that did not collapse, {min_points} needed"
+        rows.append({"model": m, "target": t, "epochs": epochs, "slope": slope,
+                     "n_min": int(ok["n_train"].min()) if len(ok) else None,
+                     "n_max": int(ok["n_train"].max()) if len(ok) else None,
+                     "points": len(ok), "left_out": [int(n) for n in d.loc[bad, "n_train"]], "note": note})
+    return pd.DataFrame(rows, columns=["model", "target", "epochs", "slope", "n_min", "n_max", "points", "left_out",
+                                       "note"])
 
 
 # --------------------------------------------------------------------------- error analysis

@@ -12,7 +12,7 @@ from .io import ECDField
 
 __all__ = ["field_slices", "field_isosurface", "label_histograms", "spacegroup_bars", "grid_plane",
            "primitive_samples_on_cube_plane", "primitive_outline_on_cube", "density_norm", "cell_transform",
-           "renormalization", "selection_histograms"]
+           "renormalization", "selection_histograms", "MODEL_COLORS", "model_color"]
 
 
 def field_slices(field: ECDField, index: int | None = None, cmap: str = "viridis", title: str | None = None):
@@ -494,12 +494,24 @@ def nmae_histogram(predictions, target: str, split: str = "test", ax=None, bins=
 __all__ += ["learning_curve"]
 
 
+#: One colour per model or baseline, the same in every figure of the book.
+MODEL_COLORS = {"A": "tab:blue", "B": "tab:orange", "C": "tab:purple", "mean": "0.45", "rf": "tab:green",
+                "ridge": "tab:brown", "zhao": "tab:red", "mirzaee": "tab:pink"}
+
+
+def model_color(model: str) -> str:
+    """The colour of ``model`` in every figure (:data:`MODEL_COLORS`; black if unknown)."""
+    return MODEL_COLORS.get(model, "black")
+
+
 def learning_curve(df, title: str | None = None):
     """Test MAE against the number of training compounds, log–log, one panel per target.
 
     ``df``: the frame of :func:`leanecd.metrics.learning_curve` and/or
     :func:`leanecd.baselines.learning_curve` (epochs ``None``); one line per model and
-    epochs in each panel, a marker per run, the x ticks at the training-set sizes.
+    epochs in each panel, in the model's colour (:data:`MODEL_COLORS`), a marker per
+    run, the x ticks at the training-set sizes. A collapsed run (column ``collapsed``:
+    it predicts about one value) is drawn as a cross and no line passes through it.
     On log–log axes a power law MAE ∝ n^(−a) is a straight line. (Not to be confused
     with :func:`leanecd.train.plot_learning_curves`, the loss against epoch.)
     Returns the Figure.
@@ -521,11 +533,18 @@ def learning_curve(df, title: str | None = None):
                              constrained_layout=True, squeeze=False)
     for ax, t in zip(axes[0], targets):
         d = df[df["target"] == t]
-        for (m, epochs), line in d.groupby(["model", "epochs"], sort=True, dropna=False):
+        for k, ((m, epochs), line) in enumerate(d.groupby(["model", "epochs"], sort=True, dropna=False)):
             line = line.sort_values("n_train")
+            collapsed = line["collapsed"].fillna(False).astype(bool) if "collapsed" in line else pd.Series(False, line.index)
             trained = "" if pd.isna(epochs) else f", {epochs} epochs"  # a baseline has no epochs
-            ax.plot(line["n_train"], line["test_mae"], marker="o",
+            color = model_color(m)
+            ok = line[~collapsed]
+            ax.plot(ok["n_train"], ok["test_mae"], marker="o", color=color, ls="-" if k % 2 == 0 else "--",
                     label=f"{model_label(m)}{trained} (n test = {line['n_test'].iloc[0]})")
+            if collapsed.any():
+                bad = line[collapsed]
+                ax.plot(bad["n_train"], bad["test_mae"], ls="none", marker="x", ms=9, mew=2, color=color,
+                        label=f"{model_label(m)}{trained}: collapsed (predicts about one value)")
         ax.set_xscale("log")
         ax.set_yscale("log")
         ticks = sorted(set(int(n) for n in d["n_train"]))
