@@ -405,3 +405,16 @@ def test_learning_curve_exponents_leave_collapsed_runs_out():
     df.loc[2, "collapsed"] = True
     e = M.learning_curve_exponents(df)
     assert np.isnan(e.loc[0, "slope"]) and "no exponent" in e.loc[0, "note"]
+
+
+def test_verdict_names_the_winner_and_a_collapse(tmp_path):
+    rows = synthetic_rows(folds=0)
+    good = M.read_run(write_run(tmp_path / "A", rows, epochs=650))
+    worse = [(i, s, f, t, yt, yp + (30.0 if s == "test" else 0.0)) for i, s, f, t, yt, yp in rows]
+    rf = M.read_run(write_run(tmp_path / "rf", worse, model="rf", epochs=None))
+    text = M.verdict(good, [rf], "bulk_modulus")
+    assert "beats every baseline" in text and "random forest" in text and "650 epochs" in text
+    flat = [(i, s, f, t, yt, 150.0 + 0.01 * k if s == "test" else yp) for k, (i, s, f, t, yt, yp) in enumerate(rows)]
+    bad = M.read_run(write_run(tmp_path / "A-flat", flat, epochs=50))
+    text = M.verdict(bad, [rf, good], "bulk_modulus_GPa")
+    assert "collapsed" in text and "loses to the Model A" in text

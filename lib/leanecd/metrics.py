@@ -69,6 +69,7 @@ __all__ = [
     "error_analysis",
     "learning_curve",
     "learning_curve_exponents",
+    "verdict",
     "element_counts",
     "target_label",
     "canonical_target",
@@ -880,6 +881,40 @@ def learning_curve_exponents(df: pd.DataFrame, min_points: int = 3) -> pd.DataFr
                      "points": len(ok), "left_out": [int(n) for n in d.loc[bad, "n_train"]], "note": note})
     return pd.DataFrame(rows, columns=["model", "target", "epochs", "slope", "n_min", "n_max", "points", "left_out",
                                        "note"])
+
+
+def verdict(cnn: Run, others: Iterable[Run], target: str) -> str:
+    """One sentence (Markdown) saying how a lean-CNN run compares with other runs on the same test set.
+
+    Test MAEs are recomputed from the predictions; the sentence names the winner, the
+    ratio to the runner-up or to the best competitor, whether the CNN collapsed, and
+    the CNN's protocol (epochs, folds, data version).
+    """
+    t = canonical_target(target)
+
+    def test_mae(r: Run) -> float:
+        name = next(x for x in r.targets if canonical_target(x) == t)
+        return float(recompute(r.predictions)["test_mae"][name])
+
+    pool = [r for r in others if any(canonical_target(x) == t for x in r.targets) and r.ids("test") == cnn.ids("test")]
+    unit = target_unit(t)
+    mine = test_mae(cnn)
+    scored = sorted(((test_mae(r), r) for r in pool), key=lambda x: x[0])
+    protocol = (f"{cnn.epochs} epochs, {f'{cnn.folds}-fold CV' if cnn.folds else 'final fit only'}, "
+                f"data {cnn.provenance.get('dataset_version')}, {len(cnn.ids('test'))} test compounds")
+    head = f"**{target_label(t)}**: {model_label(cnn.model)} test MAE {mine:.3g} {unit}"
+    if cnn.collapsed(t):
+        head += " — **collapsed** (it predicts about one value for every compound)"
+    if not scored:
+        return f"{head} ({protocol}); no baseline on the same test set."
+    best_mae, best = scored[0]
+    if mine < best_mae:
+        return (f"{head}: **beats every baseline**, {best_mae / mine:.2f}× smaller than the best one "
+                f"({model_label(best.model)}, {best_mae:.3g} {unit}) ({protocol}).")
+    beaten = [model_label(r.model) for v, r in scored if v > mine]
+    tail = f"; it beats the {', the '.join(beaten)}" if beaten else "; it beats none of them"
+    return (f"{head}: **loses to the {model_label(best.model)}** ({best_mae:.3g} {unit}, {mine / best_mae:.2f}× "
+            f"smaller){tail} ({protocol}).")
 
 
 # --------------------------------------------------------------------------- error analysis
