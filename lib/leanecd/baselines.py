@@ -539,7 +539,9 @@ def learning_curve(table: pd.DataFrame, targets: Sequence[str], names: Sequence[
                 rows.append({"model": name, "target": t, "epochs": None, "train_fraction": float(f),
                              "n_train": rec["n_train"], "n_test": rec["n_test"], "test_mae": rec["test_mae"][t],
                              "test_nmae": rec["test_nmae"][t], "test_spread_ratio": rec["test_spread_ratio"][t],
-                             "collapsed": rec["collapsed"][t], "run": f"{name} baseline, train_fraction {f:g}"})
+                             # the mean is constant by design: "collapsed" names a fit that failed
+                             "collapsed": None if name == "mean" else rec["collapsed"][t],
+                             "run": f"{name} baseline, train_fraction {f:g}"})
     df = pd.DataFrame(rows, columns=LEARNING_CURVE_COLUMNS)
     return df.sort_values(["model", "target", "n_train"], ignore_index=True)
 
