@@ -1147,8 +1147,8 @@ def _off_centre_line(recs: list[dict], limit: float = 0.02) -> str:
 def _versions_table(recs: list[dict]) -> str:
     from collections import Counter
 
-    n = Counter(protocol_version(r) for r in recs)
-    return "\n".join(f"| {v} | {n.get(v, 0)} | {what} |" for v, what in PROTOCOL_HISTORY)
+    n = Counter(protocol_version(r) for r in recs)  # what each version changed: book/changelog.md
+    return "\n".join(f"| {v} | {n.get(v, 0)} |" for v, _ in PROTOCOL_HISTORY)
 
 
 def _size_line(out: Path, n: int) -> str:
