@@ -3,7 +3,8 @@
 # data and write the HTML site to _build/html. A failing cell fails the build.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/setup-env.sh
+# scripts/run-tests.sh has set up the environment already when it builds the book
+[ "${LEANECD_SETUP_DONE:-0}" = 1 ] || scripts/setup-env.sh
 export LEANECD_MODE="${LEANECD_MODE:-quick}"
 echo "[book] executing notebooks (LEANECD_MODE=$LEANECD_MODE) and building HTML"
 start=$(date +%s)

@@ -6,6 +6,12 @@
 #   scripts/setup-env.sh --dft    ... plus GPAW for the dataset generator (needs the
 #                                 Debian packages libxc-dev libopenmpi-dev libfftw3-dev
 #                                 libopenblas-dev, installed here with apt-get when missing)
+#   scripts/setup-env.sh --dft --browser
+#                                 ... plus headless Chromium for the book's browser test
+#                                 (Debian packages chromium chromium-driver, when missing)
+#
+# Both install MathJax 3 (npm registry, into $VENV/share/leanecd-web) for the book's
+# pages, which load nothing from the internet (book/_ext/offline_assets.py).
 #
 # torch: an installed torch (e.g. Colab's CUDA build) is never replaced. Without one,
 # a machine with no NVIDIA GPU gets the CPU build torch==2.13.0.
@@ -14,7 +20,23 @@ cd "$(dirname "$0")/.."
 VENV="${LEANECD_VENV:-.venv}"
 PYTHON="${PYTHON:-python3}"
 want_dft=0
-[ "${1:-}" = "--dft" ] && want_dft=1
+want_browser=0
+for arg in "$@"; do
+  case "$arg" in
+    --dft) want_dft=1 ;;
+    --browser) want_browser=1 ;;
+    *) echo "usage: $0 [--dft] [--browser]" >&2; exit 2 ;;
+  esac
+done
+SUDO=""; [ "$(id -u)" != 0 ] && SUDO="sudo"
+apt_install() {  # Debian packages, only those missing
+  local missing=()
+  for p in "$@"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  echo "[setup] installing Debian packages: ${missing[*]}"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
+}
 
 if [ ! -x "$VENV/bin/python" ]; then
   echo "[setup] creating virtual environment $VENV with $($PYTHON --version)"
@@ -35,17 +57,21 @@ fi
 
 extras="book"
 if [ "$want_dft" = 1 ]; then
-  missing=()
-  for p in libxc-dev libopenmpi-dev libfftw3-dev libopenblas-dev; do
-    dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
-  done
-  if [ ${#missing[@]} -gt 0 ]; then
-    echo "[setup] installing Debian packages for GPAW: ${missing[*]}"
-    SUDO=""; [ "$(id -u)" != 0 ] && SUDO="sudo"
-    $SUDO apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
-  fi
+  apt_install libxc-dev libopenmpi-dev libfftw3-dev libopenblas-dev   # for GPAW
   extras="book,dft"
+fi
+if [ "$want_browser" = 1 ]; then
+  apt_install chromium chromium-driver
+fi
+
+# MathJax 3 for the book's pages (served from their _static, never from a CDN)
+MATHJAX_VERSION=3.2.2
+WEB="$VENV/share/leanecd-web"
+if ! grep -qs "\"version\": \"$MATHJAX_VERSION\"" "$WEB/node_modules/mathjax/package.json"; then
+  command -v npm >/dev/null 2>&1 || apt_install nodejs npm
+  echo "[setup] installing MathJax $MATHJAX_VERSION (npm) into $WEB"
+  mkdir -p "$WEB"
+  npm install --prefix "$WEB" --no-audit --no-fund --no-save --loglevel=error "mathjax@$MATHJAX_VERSION" >/dev/null
 fi
 echo "[setup] installing leanecd[$extras] (editable) and its dependencies"
 pip_install -e ".[$extras]"

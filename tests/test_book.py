@@ -24,6 +24,7 @@ def _tiny_book(tmp_path: Path, source: str) -> Path:
     shutil.copy(ROOT / "_config.yml", tmp_path / "_config.yml")
     (tmp_path / "book").mkdir()
     shutil.copy(ROOT / "book" / "references.bib", tmp_path / "book" / "references.bib")
+    shutil.copytree(ROOT / "book" / "_ext", tmp_path / "book" / "_ext")  # local_extensions of _config.yml
     (tmp_path / "_toc.yml").write_text("format: jb-book\nroot: page\nchapters:\n  - file: nb\n")
     (tmp_path / "page.md").write_text("# A page\n")
     nb = nbformat.v4.new_notebook()
