@@ -157,7 +157,11 @@ def test_baseline_learning_curve_has_fits_test_set_and_nested_training_sets(tmp_
     both = pd.concat([lc, M.learning_curve([cnn], verbose=False)], ignore_index=True)
     fig = plots.learning_curve(both)
     labels = fig.axes[0].get_legend_handles_labels()[1]
-    assert len(labels) == 3 and any("epochs" not in lab for lab in labels)
+    curves = [lab for lab in labels if "collapsed" not in lab]  # collapsed runs get crosses of their own
+    assert len(curves) == 3 and any("epochs" not in lab for lab in curves)
+    flagged = both["collapsed"].fillna(False).astype(bool)
+    assert len(labels) - len(curves) == both[flagged].groupby(["model", "epochs"], dropna=False).ngroups
+    assert all("1 epochs" in lab for lab in labels if lab.startswith("Model A"))
 
 
 def fcc_dataset(n=14):

@@ -536,7 +536,7 @@ def learning_curve(df, title: str | None = None):
         for k, ((m, epochs), line) in enumerate(d.groupby(["model", "epochs"], sort=True, dropna=False)):
             line = line.sort_values("n_train")
             collapsed = line["collapsed"].fillna(False).astype(bool) if "collapsed" in line else pd.Series(False, line.index)
-            trained = "" if pd.isna(epochs) else f", {epochs} epochs"  # a baseline has no epochs
+            trained = "" if pd.isna(epochs) else f", {int(epochs)} epochs"  # a baseline has no epochs
             color = model_color(m)
             ok = line[~collapsed]
             ax.plot(ok["n_train"], ok["test_mae"], marker="o", color=color, ls="-" if k % 2 == 0 else "--",
