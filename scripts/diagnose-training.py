@@ -11,7 +11,7 @@ batch size). Each finished row is written atomically to ``OUT/diagnosis.csv`` an
 its epoch history to ``OUT/history/<name>.csv``; a rerun skips finished rows, so
 the study resumes where it stopped. Chapter 6 reads these files.
 
-    .venv/bin/python scripts/diagnose-training.py                 # ~40 min on 2 CPU cores
+    .venv/bin/python scripts/diagnose-training.py                 # about 10 minutes a row on 2 busy CPU cores
     .venv/bin/python scripts/diagnose-training.py --only paper    # one row
 """
 
@@ -41,13 +41,12 @@ ROWS = {
     "global": ("inputs standardised (one mean, one SD)", {"input_norm": "global"}),
     "voxel": ("inputs standardised per grid point", {"input_norm": "voxel"}),
     "voxel-warmup": ("inputs per grid point, 5-epoch warm-up", {"input_norm": "voxel", "warmup_epochs": 5}),
-    "global-warmup": ("inputs one mean/SD, 5-epoch warm-up", {"input_norm": "global", "warmup_epochs": 5}),
     "voxel-lr1e-3": ("inputs per grid point, lr 1e-3", {"input_norm": "voxel", "lr": 1e-3}),
     "global-lr1e-3": ("inputs one mean/SD, lr 1e-3", {"input_norm": "global", "lr": 1e-3}),
     "lr1e-3": ("raw inputs, lr 1e-3", {"lr": 1e-3}),
-    "raw-warmup": ("raw inputs, 5-epoch warm-up", {"warmup_epochs": 5}),
-    "voxel-warmup-batch16": ("per grid point, warm-up, batch 16", {"input_norm": "voxel", "warmup_epochs": 5, "batch_size": 16}),
-    "voxel-warmup-dropout": ("per grid point, warm-up, dropout 0.1", {"input_norm": "voxel", "warmup_epochs": 5, "dropout": 0.1}),
+    "voxel-lr3e-4": ("inputs per grid point, lr 3e-4", {"input_norm": "voxel", "lr": 3e-4}),
+    "voxel-lr1e-3-batch16": ("per grid point, lr 1e-3, batch 16", {"input_norm": "voxel", "lr": 1e-3, "batch_size": 16}),
+    "voxel-lr1e-3-dropout": ("per grid point, lr 1e-3, dropout 0.1", {"input_norm": "voxel", "lr": 1e-3, "dropout": 0.1}),
 }
 
 COLUMNS = ["name", "change", "input_norm", "lr", "warmup_epochs", "batch_size", "dropout", "epochs", "n_train",
