@@ -9,6 +9,16 @@ thread each. Then an estimate of the paper's protocol on this machine and on one
 
     python benchmarks/bench_training.py              # about 5 min on 2 CPU cores
     python benchmarks/bench_training.py --skip-threads
+    python benchmarks/bench_training.py --device cuda   # GPU figures, with the stacked section
+
+Stacked section (``--device cuda``, or on a CPU with ``--stacked-cpu``): samples/s of
+K = 10 runs of Model A at batch 50 trained one after another versus as one stacked
+model (:mod:`leanecd.foldstack`, how :func:`leanecd.train.fit` trains the CV folds and
+the final fit on CUDA); on CUDA also the achieved TFLOP/s and its share of the device's
+dense bf16 peak. ``--stacked-only`` skips everything else::
+
+    python benchmarks/bench_training.py --device cuda --stacked-only
+    python benchmarks/bench_training.py --stacked-cpu --stacked-only --stacked-runs 4 --batch 10
 
 Timings on a shared machine vary by tens of per cent; the ratios are what matters.
 Never used as a timed assert in tests.
@@ -19,6 +29,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import re
 import subprocess
 import sys
 import time
@@ -26,7 +37,7 @@ import time
 import torch
 from torch import nn
 
-from leanecd import cpupath
+from leanecd import cpupath, foldstack
 from leanecd.models import build_model, flops_per_sample
 
 IN = (1, 51, 51, 51)
@@ -72,6 +83,53 @@ def measure(steps: dict, rounds: int, warmup: int = 1) -> dict:
     return {k: (min(v), sorted(v)[len(v) // 2]) for k, v in times.items()}
 
 
+#: Dense (no sparsity) bf16 tensor-core peaks, TFLOP/s, by a pattern of the CUDA device name; first match wins.
+BF16_PEAK_TFLOPS = (
+    (r"\bH100\b.*\bPCIe\b", "H100 PCIe", 756.0),
+    (r"\bH100\b(?!.*\bNVL\b)", "H100 SXM", 989.0),
+    (r"\bH200\b(?!.*\bNVL\b)", "H200 SXM", 989.0),
+    (r"\bA100\b", "A100", 312.0),
+    (r"\bL40S\b", "L40S", 362.0),
+    (r"\bL4\b", "L4", 121.0),
+)
+
+
+def bf16_peak(device_name: str) -> tuple[str, float] | None:
+    """(label, dense bf16 peak in TFLOP/s) of a CUDA device name, or None if it is not in :data:`BF16_PEAK_TFLOPS`."""
+    for pattern, label, peak in BF16_PEAK_TFLOPS:
+        if re.search(pattern, device_name, re.I):
+            return label, peak
+    return None
+
+
+def stacked_section(dev: str, batch: int, runs: int, iters: int) -> float:
+    """Samples/s of ``runs`` Model A runs trained one after another vs stacked; prints a small table and
+    returns the stacked samples/s."""
+    if dev == "cuda":
+        torch.backends.cudnn.benchmark = True  # as the trainer does on CUDA
+    steps = {label: foldstack.step_function("A", runs, batch, IN[-1], dev, stacked=label == "stacked")
+             for label in ("sequential", "stacked")}
+    t = measure(steps, iters, warmup=2)
+    gflop = flops_per_sample(build_model("A"), IN) / 1e9
+    precision = "bf16 autocast, channels_last_3d" if dev == "cuda" else "fp32, contiguous"
+    print(f"Fold-parallel training: {runs} runs of Model A, batch {batch} each per step, {precision} "
+          f"(best of {iters}; {gflop:.2f} GFLOP per sample, forward + backward):")
+    peak = bf16_peak(torch.cuda.get_device_name()) if dev == "cuda" else None
+    rates = {}
+    for label, (best_t, _) in t.items():
+        rates[label] = sps = runs * batch / best_t
+        line = f"  {label:10s} {sps:10.1f} samples/s"
+        if dev == "cuda":
+            tflops = sps * gflop / 1e3
+            share = f"{100 * tflops / peak[1]:.1f} % of the {peak[0]} bf16 peak ({peak[1]:.0f} TFLOP/s)" if peak \
+                else "bf16 peak of this device unknown"
+            line += f" {tflops:8.2f} TFLOP/s  {share}"
+        print(line)
+    print(f"  stacked / sequential: {rates['stacked'] / rates['sequential']:.2f}x")
+    print()
+    return rates["stacked"]
+
+
 def _worker(args) -> None:
     """One process timing ``args.steps`` steps of one CPU path (for the threads comparison); prints samples/s."""
     torch.set_num_threads(args.threads)
@@ -100,6 +158,10 @@ def main(argv=None) -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--skip-threads", action="store_true", help="skip the 1 x 2 threads vs 2 x 1 thread comparison")
+    ap.add_argument("--stacked-cpu", action="store_true",
+                    help="run the stacked section (sequential vs stacked runs) on the CPU too (slow: minutes)")
+    ap.add_argument("--stacked-only", action="store_true", help="only the stacked section")
+    ap.add_argument("--stacked-runs", type=int, default=10, help="runs trained together in the stacked section")
     ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--path", default="fp32", help=argparse.SUPPRESS)
     ap.add_argument("--model", default="A", help=argparse.SUPPRESS)
@@ -119,6 +181,13 @@ def main(argv=None) -> None:
         print(f"load average before the run: {' '.join(f'{x:.2f}' for x in os.getloadavg())} "
               f"(other processes on these cores slow every number below)")
     print()
+
+    if dev == "cuda" or args.stacked_cpu:
+        stacked_section(dev, b, args.stacked_runs, args.iters)
+    elif args.stacked_only:
+        print("the stacked section runs with --device cuda, or on the CPU with --stacked-cpu")
+    if args.stacked_only:
+        return
 
     results = {}
     if dev == "cpu":

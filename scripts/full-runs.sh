@@ -25,6 +25,10 @@
 # (results/learning-curve/A-<target>-f<fraction>-e650-<device>/). Same seed, data and
 # test fraction as the main runs, so the test set is theirs and the main run's final
 # fit is the point at fraction 1.
+#
+# On CUDA the 9 CV folds and the final fit of a run train together as one stacked model
+# (leanecd.foldstack; the library's default there; STACKED=0 trains them one after
+# another). At the end the script prints the wall time of everything it ran.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup-env.sh
@@ -37,6 +41,8 @@ CV=$([[ $FOLDS == 0 ]] && echo final || echo "cv${FOLDS}")   # 0 folds: final fi
 ALL="A-bulk_modulus_GPa A-energy_per_atom_eV B-bulk_modulus_GPa B-energy_per_atom_eV C-bulk_modulus_GPa C-energy_per_atom_eV"
 RUNS=${RUNS:-$ALL}
 LC_FRACTIONS=${LC_FRACTIONS-0.125 0.25 0.5}
+STACK_FLAG=$([[ ${STACKED:-1} == 0 ]] && echo --no-stacked || true)
+START=$(date +%s)
 for run in $RUNS; do
     model=${run%%-*}
     target=${run#*-}
@@ -44,7 +50,7 @@ for run in $RUNS; do
     if [[ -f $dir/metrics.json ]]; then echo "done: $dir"; continue; fi
     echo "== $dir"
     $PY -m leanecd.train --model "$model" --target "$target" --dataset embedded --run-dir "$dir" \
-        --epochs "$EPOCHS" --folds "$FOLDS" --mode full --device "$DEVICE" --no-progress
+        --epochs "$EPOCHS" --folds "$FOLDS" --mode full --device "$DEVICE" --no-progress $STACK_FLAG
 done
 for target in bulk_modulus_GPa energy_per_atom_eV; do
     for fraction in $LC_FRACTIONS; do
@@ -52,7 +58,7 @@ for target in bulk_modulus_GPa energy_per_atom_eV; do
         if [[ -f $dir/metrics.json ]]; then echo "done: $dir"; continue; fi
         echo "== $dir"
         $PY -m leanecd.train --model A --target "$target" --dataset embedded --run-dir "$dir" \
-            --epochs "$EPOCHS" --final-only --train-fraction "$fraction" --mode full --device "$DEVICE" --no-progress
+            --epochs "$EPOCHS" --final-only --train-fraction "$fraction" --mode full --device "$DEVICE" --no-progress $STACK_FLAG
     done
 done
 # baselines on the split of Model A's runs: training mean, composition random forest,
@@ -65,3 +71,4 @@ for target in bulk_modulus_GPa energy_per_atom_eV; do
     $PY -m leanecd.baselines --reference "$ref" --names $names --epochs "$EPOCHS" --folds "$FOLDS" \
         --mode full --device "$DEVICE" --out-root "$RESULTS/baselines"
 done
+echo "all runs: $(( $(date +%s) - START )) s wall (device $DEVICE; finished runs skipped)"

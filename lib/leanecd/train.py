@@ -48,7 +48,9 @@ from its ``last.pt`` and gives the same final weights as an uninterrupted run.
 
 On CUDA: the whole feature tensor goes on the GPU when it fits (pinned host memory
 and non-blocking copies per batch otherwise), bf16 autocast (fp16 + GradScaler where
-bf16 is unsupported), channels_last_3d memory format, optional ``torch.compile``.
+bf16 is unsupported), channels_last_3d memory format, optional ``torch.compile``; the CV
+folds and the final fit train together as one stacked model (:mod:`leanecd.foldstack`,
+``TrainConfig.stacked``, CLI ``--stacked``/``--no-stacked``; lean models only).
 None of these is used on a CPU by default. Measured for Model A on the project's
 2-core AVX-512 Xeon (no AMX; ``benchmarks/bench_training.py``): bf16 autocast makes a
 training step 2-10× slower; channels_last_3d made it 10-27 % faster there, but it is
@@ -194,7 +196,9 @@ class TrainConfig:
     ``"auto"`` (probe the paths of :mod:`leanecd.cpupath` and keep the fastest; the
     default for long full-mode runs, see :data:`AUTO_CPU_PATH_MIN_WORK`) or a path name
     (``"fp32"``, ``"bf16+cl+compile"``, ...); otherwise ``amp``/``channels_last``/
-    ``compile`` decide (fp32 eager unless set).
+    ``compile`` decide (fp32 eager unless set). ``stacked``: train the CV folds and the
+    final fit together as one stacked model (:mod:`leanecd.foldstack`; lean models only;
+    default: on for CUDA, off for CPU).
     """
 
     model: str = "A"
@@ -222,6 +226,7 @@ class TrainConfig:
     input_norm: str | None = None
     warmup_epochs: float | None = None
     cpu_path: str | None = None
+    stacked: bool | None = None
 
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
@@ -905,6 +910,9 @@ def fit(X, y, config: TrainConfig, run_dir: str | os.PathLike, ids: Sequence | N
     device = device_select(cfg.device)
     work = cfg.epochs * len(trainval) * (1 + len(folds))
     cfg, cpu_record = _resolve_cpu_path(cfg, device, int(X.shape[-1]), len(cfg.targets), work)
+    from . import foldstack  # all runs at once (fold-parallel); here, as foldstack imports this module
+
+    cfg = dataclasses.replace(cfg, stacked=foldstack.resolve_stacked(cfg.stacked, cfg.model, device))
     prov = provenance(device, dataset_version, dataset_name)
     if cpu_record is not None:
         prov["cpu_path"] = cpu_record
@@ -935,8 +943,10 @@ def fit(X, y, config: TrainConfig, run_dir: str | os.PathLike, ids: Sequence | N
     ys = y[subset]
 
     fold_runs, cv_rows, fold_mae, fold_nmae = [], [], [], []
+    stacked = foldstack.train_protocol_runs(feats, ys, folds, trainval, cfg, run_dir, progress,
+                                            on_epoch_end) if cfg.stacked else None
     for k, (tr, va) in enumerate(folds, start=1):
-        res = train_run(feats, ys, tr, va, cfg, run_dir / f"fold-{k}",
+        res = stacked[k - 1] if stacked else train_run(feats, ys, tr, va, cfg, run_dir / f"fold-{k}",
                         run_seed=cfg.seed + k, label=f"fold {k}/{len(folds)}", progress=progress,
                         on_epoch_end=on_epoch_end)
         if cfg.cv_weights == "best":
@@ -950,7 +960,7 @@ def fit(X, y, config: TrainConfig, run_dir: str | os.PathLike, ids: Sequence | N
         cv_rows.append(("cv", k, va, p))
         fold_runs.append(res)
 
-    final = train_run(feats, ys, trainval, None, cfg, run_dir / "final", run_seed=cfg.seed,
+    final = stacked[-1] if stacked else train_run(feats, ys, trainval, None, cfg, run_dir / "final", run_seed=cfg.seed,
                       label="final (90 %)", progress=progress, on_epoch_end=on_epoch_end)
     pred_rows = list(cv_rows)
     metrics_sets, spread = {}, None
@@ -1156,6 +1166,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--warmup-epochs", type=float,
                     help=f"linear learning-rate warm-up, epochs (default {OPEN_CHOICES['warmup_epochs']})")
     ap.add_argument("--no-amp", action="store_true", help="no mixed precision on CUDA")
+    ap.add_argument("--stacked", action=argparse.BooleanOptionalAction, default=None,
+                    help="train the CV folds and the final fit together as one stacked model (lean models; "
+                         "default: on with CUDA, off on a CPU)")
     ap.add_argument("--dataset-version", help="recorded in config.json and metrics.json (--features route; "
                                               "--dataset records the dataset's own name and version)")
     ap.add_argument("--no-progress", action="store_true")
@@ -1189,7 +1202,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                          max_samples=args.max_samples, device=args.device, mode=args.mode, compile=args.compile,
                          amp=False if args.no_amp else None, final_only=args.final_only,
                          train_fraction=args.train_fraction, cpu_path=args.cpu_path, input_norm=args.input_norm,
-                         warmup_epochs=args.warmup_epochs)
+                         warmup_epochs=args.warmup_epochs, stacked=args.stacked)
     result = fit(X, y, config, args.run_dir, ids=ids, dataset_version=dataset_version, dataset_name=dataset_name,
                  progress=not args.no_progress)
     m = result.metrics
