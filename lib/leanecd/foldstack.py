@@ -84,6 +84,7 @@ from .train import (
     RunResult,
     TrainConfig,
     _deterministic,
+    _execution,
     _Features,
     _input_stats,
     _load,
@@ -95,7 +96,6 @@ from .train import (
     _save,
     _seed_everything,
     _write_history,
-    device_select,
 )
 
 __all__ = ["StackedRun", "train_stacked", "train_protocol_runs", "resolve_stacked", "supports", "epoch_permutation", "grouped_forward", "ENGINES",
@@ -461,13 +461,7 @@ def train_stacked(X, y: np.ndarray, runs: Sequence[StackedRun], config: TrainCon
         raise LeanECDError(f"model {config.model!r} cannot be trained stacked (only the lean models {tuple(LEAN_SPECS)})")
     if not runs:
         return []
-    device = device_select(config.device)
-    use_amp, amp_dtype, use_scaler = _precision(device, config.amp)
-    channels_last = (device.type == "cuda") if config.channels_last is None else bool(config.channels_last)
-    deterministic = (device.type == "cpu") if config.deterministic is None else bool(config.deterministic)
-    if device.type == "cuda":
-        torch.backends.cudnn.benchmark = not deterministic
-        torch.backends.cudnn.deterministic = deterministic
+    device, use_amp, amp_dtype, use_scaler, channels_last, deterministic = _execution(config)
     feats = X if isinstance(X, _Features) else _Features(np.asarray(X), device, channels_last)
     y = np.asarray(y, dtype=np.float64)
     if y.ndim == 1:

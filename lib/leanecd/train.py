@@ -452,6 +452,22 @@ def _precision(device: torch.device, amp: bool | None) -> tuple[bool, torch.dtyp
     return True, torch.bfloat16, False
 
 
+def _execution(config: TrainConfig):
+    """How a run executes: (device, autocast on, autocast dtype, GradScaler on, channels_last, deterministic).
+
+    On CUDA it also sets cuDNN's algorithm search (on unless deterministic: the input
+    shapes are fixed, so the fastest 3-D convolution algorithms are worth finding).
+    """
+    device = device_select(config.device)
+    use_amp, amp_dtype, use_scaler = _precision(device, config.amp)
+    channels_last = (device.type == "cuda") if config.channels_last is None else bool(config.channels_last)
+    deterministic = (device.type == "cpu") if config.deterministic is None else bool(config.deterministic)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = not deterministic
+        torch.backends.cudnn.deterministic = deterministic
+    return device, use_amp, amp_dtype, use_scaler, channels_last, deterministic
+
+
 @contextlib.contextmanager
 def _deterministic(enabled: bool):
     previous = torch.are_deterministic_algorithms_enabled()
@@ -623,14 +639,7 @@ def train_run(X, y: np.ndarray, train_idx: np.ndarray, val_idx: np.ndarray | Non
     """
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    device = device_select(config.device)
-    use_amp, amp_dtype, use_scaler = _precision(device, config.amp)
-    channels_last = (device.type == "cuda") if config.channels_last is None else bool(config.channels_last)
-    deterministic = (device.type == "cpu") if config.deterministic is None else bool(config.deterministic)
-    if device.type == "cuda":
-        # fixed input shapes: let cuDNN pick the fastest 3-D convolution algorithms
-        torch.backends.cudnn.benchmark = not deterministic
-        torch.backends.cudnn.deterministic = deterministic
+    device, use_amp, amp_dtype, use_scaler, channels_last, deterministic = _execution(config)
     feats = X if isinstance(X, _Features) else _Features(np.asarray(X), device, channels_last)
 
     y = np.asarray(y, dtype=np.float64)
