@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The results chapter's training runs, with the paper's protocol (650 epochs, 9-fold CV
 # on the 90 %, final fit, 10 % test), on the embedded dataset; then the baselines on the
-# same split. Meant for a CUDA GPU (Colab, a workstation): ~5-20 min per run on an H100
-# class GPU. On a CPU it is days of work — `LEANECD_DEVICE=cpu` is accepted but slow.
+# same split. Meant for a CUDA GPU (Colab, a workstation): the README estimates the time
+# (15-30 min for the six main runs on an A100). On a CPU it is days of work —
+# `LEANECD_DEVICE=cpu` is accepted but slow.
 #
 #   scripts/full-runs.sh                 # everything below, skipping finished runs
 #   RUNS="A-bulk_modulus_GPa" scripts/full-runs.sh   # a subset (names as below)
@@ -46,6 +47,18 @@ ALL="A-bulk_modulus_GPa A-energy_per_atom_eV B-bulk_modulus_GPa B-energy_per_ato
 RUNS=${RUNS:-$ALL}
 LC_FRACTIONS=${LC_FRACTIONS-0.125 0.25 0.5}
 STACK_FLAG=$([[ ${STACKED:-1} == 0 ]] && echo --no-stacked || true)
+# On a CPU: JOBS trainings at once, each on nproc/JOBS threads (benchmarks/bench_training.py
+# compares one run on 2 threads with two runs on 1 thread each). One at a time on CUDA.
+JOBS=${JOBS:-1}
+[[ $DEVICE == cpu ]] || JOBS=1
+THREADS=$(( $(nproc) / JOBS > 0 ? $(nproc) / JOBS : 1 ))
+THREAD_FLAG=$([[ $DEVICE == cpu ]] && echo "--threads $THREADS" || true)
+run_job() {   # run "$@" now, or in the background when JOBS > 1 (at most JOBS at a time)
+    if (( JOBS == 1 )); then "$@"; return; fi
+    "$@" &
+    while (( $(jobs -rp | wc -l) >= JOBS )); do wait -n || exit 1; done
+}
+wait_jobs() { for p in $(jobs -p); do wait "$p" || exit 1; done; }
 START=$(date +%s)
 for run in $RUNS; do
     model=${run%%-*}
@@ -53,19 +66,20 @@ for run in $RUNS; do
     dir=$RESULTS/${model}-${target}-e${EPOCHS}-${CV}-${DEVICE}
     if [[ -f $dir/metrics.json ]]; then echo "done: $dir"; continue; fi
     echo "== $dir"
-    $PY -m leanecd.train --model "$model" --target "$target" --dataset embedded --run-dir "$dir" \
-        --epochs "$EPOCHS" --folds "$FOLDS" --lr "$LR" --mode full --device "$DEVICE" --no-progress $STACK_FLAG
+    run_job $PY -m leanecd.train --model "$model" --target "$target" --dataset embedded --run-dir "$dir" \
+        --epochs "$EPOCHS" --folds "$FOLDS" --lr "$LR" --mode full --device "$DEVICE" --no-progress $STACK_FLAG $THREAD_FLAG
 done
 for target in bulk_modulus_GPa energy_per_atom_eV; do
     for fraction in $LC_FRACTIONS; do
         dir=$RESULTS/learning-curve/A-${target}-f${fraction}-e${EPOCHS}-${DEVICE}
         if [[ -f $dir/metrics.json ]]; then echo "done: $dir"; continue; fi
         echo "== $dir"
-        $PY -m leanecd.train --model A --target "$target" --dataset embedded --run-dir "$dir" \
+        run_job $PY -m leanecd.train --model A --target "$target" --dataset embedded --run-dir "$dir" \
             --epochs "$EPOCHS" --final-only --train-fraction "$fraction" --lr "$LR" --mode full --device "$DEVICE" \
-            --no-progress $STACK_FLAG
+            --no-progress $STACK_FLAG $THREAD_FLAG
     done
 done
+wait_jobs
 # baselines on the split of Model A's runs: training mean, composition random forest,
 # and the heavy Zhao et al. 3D-CNN on the raw density (same protocol)
 for target in bulk_modulus_GPa energy_per_atom_eV; do
