@@ -220,7 +220,7 @@ PAPER_TABLE2 = {
 }
 
 #: Protocol of the paper's runs (§3.2, §4), for the protocol rows of the paper columns.
-PAPER_PROTOCOL = {"epochs": "650", "CV folds": "9", "n train / n test": "≈1,269 / ≈141",
+PAPER_PROTOCOL = {"epochs": "650", "CV folds": "9", "lr": "5e-3", "inputs": "not stated", "n train / n test": "≈1,269 / ≈141",
                   "device": "NVIDIA A100", "mode": "paper", "run": "Table 2 of the paper"}
 
 #: Paper Fig. 6 as quoted in §4: shares of Model A's test compounds with a per-sample
@@ -244,7 +244,7 @@ PAPER_TABLE3 = [
 ]
 
 METRIC_ROWS = ("CV-MAE", "Train-MAE", "Test-MAE", "CV-NMAE (%)", "Train-NMAE (%)", "Test-NMAE (%)", "Test-RMSE")
-PROTOCOL_ROWS = ("epochs", "CV folds", "n train / n test", "device", "mode", "run")
+PROTOCOL_ROWS = ("epochs", "CV folds", "lr", "inputs", "n train / n test", "device", "mode", "run")
 
 # --------------------------------------------------------------------------- runs
 
@@ -335,9 +335,18 @@ class Run:
         if self.folds and self.folds != 9:
             folds += " (paper: 9)"
         device = prov.get("device_name") or prov.get("device") or "?"
+        cpu = prov.get("cpu_path") or {}
+        if cpu.get("chosen") not in (None, "as configured"):
+            device = f"{device}, {cpu['chosen']}"
+        lr = self.settings.get("lr")
+        lr = "n/a" if self.kind == "baseline" or lr is None else (f"{lr:g}" + ("" if lr == 5e-3 else " (paper: 5e-3; ours)"))
+        norm = self.settings.get("input_norm") or "none"
+        inputs = "n/a" if self.kind == "baseline" else ("raw" if norm == "none" else f"standardised ({norm}; ours)")
         return {
             "epochs": epochs,
             "CV folds": folds,
+            "lr": lr,
+            "inputs": inputs,
             "n train / n test": f"{ids_train} / {ids_test}",
             "device": str(device),
             "mode": self.mode,
@@ -700,7 +709,7 @@ def table2(runs, models: Sequence[str] | None = None, targets: Sequence[str] = (
                 col.update(PAPER_TABLE2[key])
                 col.update(PAPER_PROTOCOL)
                 if m == "rf":
-                    col.update({"epochs": "n/a", "CV folds": "?", "device": "?",
+                    col.update({"epochs": "n/a", "CV folds": "?", "lr": "n/a", "inputs": "n/a", "device": "?",
                                 "run": "§4 text (random forest, matminer composition features)"})
                 col["units"] = target_unit(t)
                 columns.append((model_label(m), prop, PAPER_LABEL))
