@@ -918,12 +918,12 @@ def verdict(cnn: Run, others: Iterable[Run], target: str) -> str:
         return f"{head} ({protocol}); no baseline on the same test set."
     best_mae, best = scored[0]
     if mine < best_mae:
-        return (f"{head}: **beats every baseline**, {best_mae / mine:.2f}× smaller than the best one "
-                f"({model_label(best.model)}, {best_mae:.3g} {unit}) ({protocol}).")
+        return (f"{head}: **beats every baseline**; the best of them, the {model_label(best.model)}, has "
+                f"{best_mae:.3g} {unit}, {best_mae / mine:.2f}× the CNN's error ({protocol}).")
     beaten = [model_label(r.model) for v, r in scored if v > mine]
     tail = f"; it beats the {', the '.join(beaten)}" if beaten else "; it beats none of them"
-    return (f"{head}: **loses to the {model_label(best.model)}** ({best_mae:.3g} {unit}, {mine / best_mae:.2f}× "
-            f"smaller){tail} ({protocol}).")
+    return (f"{head}: **loses to the {model_label(best.model)}** ({best_mae:.3g} {unit}; the CNN's error is "
+            f"{mine / best_mae:.2f}× that){tail} ({protocol}).")
 
 
 # --------------------------------------------------------------------------- error analysis
