@@ -47,8 +47,10 @@ ALL="A-bulk_modulus_GPa A-energy_per_atom_eV B-bulk_modulus_GPa B-energy_per_ato
 RUNS=${RUNS:-$ALL}
 LC_FRACTIONS=${LC_FRACTIONS-0.125 0.25 0.5}
 STACK_FLAG=$([[ ${STACKED:-1} == 0 ]] && echo --no-stacked || true)
-# On a CPU: JOBS trainings at once, each on nproc/JOBS threads (benchmarks/bench_training.py
-# compares one run on 2 threads with two runs on 1 thread each). One at a time on CUDA.
+# On a CPU: JOBS trainings at once, each on nproc/JOBS threads. Default 1: on a 2-core
+# AVX-512 EPYC, one run on 2 threads did 52.0 samples/s and two runs on 1 thread each 50.3
+# in all (benchmarks/output/bench_training.txt; rerun benchmarks/bench_training.py on
+# another CPU). One at a time on CUDA.
 JOBS=${JOBS:-1}
 [[ $DEVICE == cpu ]] || JOBS=1
 THREADS=$(( $(nproc) / JOBS > 0 ? $(nproc) / JOBS : 1 ))
