@@ -51,11 +51,11 @@ and non-blocking copies per batch otherwise), bf16 autocast (fp16 + GradScaler w
 bf16 is unsupported), channels_last_3d memory format, optional ``torch.compile``; the CV
 folds and the final fit train together as one stacked model (:mod:`leanecd.foldstack`,
 ``TrainConfig.stacked``, CLI ``--stacked``/``--no-stacked``; lean models only).
-None of these is used on a CPU by default. Measured for Model A on the project's
-2-core AVX-512 Xeon (no AMX; ``benchmarks/bench_training.py``): bf16 autocast makes a
-training step 2-10× slower; channels_last_3d made it 10-27 % faster there, but it is
-left off on CPUs by default because that was one CPU only (``channels_last=True``
-turns it on).
+On a CPU the fastest of these differs from processor to processor (bf16 is several
+times faster than fp32 with AMX or AVX-512 bf16 units, slower without), so it is
+measured, not assumed: ``cpu_path="auto"`` (the default of long full-mode runs) probes
+the paths of :mod:`leanecd.cpupath` and records the choice in the run's provenance;
+shorter runs use fp32 eager unless told otherwise.
 """
 
 from __future__ import annotations
