@@ -539,3 +539,121 @@ def test_a_compound_over_its_time_limit_is_recorded_with_the_reason(tmp_path):
     assert fail["reason"] == "timeout: not finished within 0.5 s wall"
     assert fail["species"] == ["Al"] and fail["settings"]["ecut_eV"] == TINY.ecut_eV
     assert not (tmp_path / "records" / "Al-fcc.json").exists()
+
+
+def _synthetic_bm(monkeypatch, v0=16.6, b=100.0, bp=4.5, calls=None):
+    """Replace every SCF by a Birch–Murnaghan E(V) (primitive-cell V0 Å³, B GPa); records each call's spin."""
+    from ase.eos import birchmurnaghan
+    from ase.units import GPa
+
+    class SyntheticCalc:
+        def __init__(self, atoms):
+            self.volume = atoms.get_volume()
+
+        def get_pseudo_density(self):
+            return np.full((6, 6, 6), 3.0 / self.volume)
+
+        def get_number_of_electrons(self):
+            return 3.0
+
+    def fake_energy(build, a, settings, kpts, txt, coarse=False, spin=False, previous=None):
+        atoms = build(a)
+        if calls is not None:
+            calls.append({"a": a, "coarse": coarse, "spin": spin, "ecut": settings.ecut_eV})
+        e = birchmurnaghan(atoms.get_volume(), -3.0, b * GPa, bp, v0)
+        atoms.calc = SyntheticCalc(atoms)
+        return e, atoms
+
+    monkeypatch.setattr(dft, "_energy", fake_energy)
+
+
+def test_recomputation_appends_and_keeps_the_earlier_record(tmp_path, monkeypatch):
+    """A 0.6.2 record recomputed under the current protocol: no coarse scan, 7 points centred on
+    the true minimum, the earlier record kept byte for byte in history/, the earlier field file
+    untouched, the new field in its own file that the loader follows; a second run skips it."""
+    from leanecd.data import load_dataset
+
+    calls = []
+    _synthetic_bm(monkeypatch, v0=16.6, calls=calls)
+    old, fld = dft.compute_compound("fcc", ("Al",), dft.SETTINGS_062)
+    old["protocol"] = "0.6.2"
+    from leanecd.store import save_field, write_json
+
+    save_field(tmp_path / "fields" / "Al-fcc.npz", fld)
+    write_json(tmp_path / "records" / "Al-fcc.json", old)
+    dft.write_dataset_json(tmp_path)
+    old_bytes = (tmp_path / "records" / "Al-fcc.json").read_bytes()
+    old_field = (tmp_path / "fields" / "Al-fcc.npz").read_bytes()
+    calls.clear()
+    entry = {"id": "Al-fcc", "prototype": "fcc", "species": ["Al"], "recompute": "test"}
+    res = dft.run_one(entry, tmp_path, dft.DFTSettings())
+    assert res["status"] == "ok", res
+    new = json.loads((tmp_path / "records" / "Al-fcc.json").read_text())
+    assert (tmp_path / "history" / "Al-fcc@0.6.2.json").read_bytes() == old_bytes
+    assert (tmp_path / "fields" / "Al-fcc.npz").read_bytes() == old_field
+    assert new["field_file"] == f"fields/Al-fcc@{dft.DATASET_VERSION}.npz" and new["supersedes"] == "0.6.2"
+    assert not any(c["coarse"] for c in calls) and new["a_start_A"] == old["a0_A"]
+    assert new["eos_points_used"] == 7 and new["n_scf"] == 7 and new["protocol"] == dft.DATASET_VERSION
+    assert new["bulk_modulus_GPa"] == pytest.approx(100, rel=1e-4)
+    assert len(new["eos_max_local_moments_muB"]) == len(new["eos_volumes_A3"]) == len(new["eos_total_moments_muB"])
+    dft.write_labels(tmp_path)
+    ds = load_dataset(tmp_path)
+    assert ds.field("Al-fcc").lattice[0, 1] == pytest.approx(new["a_field_A"] / 2)
+    assert dft.run_one(entry, tmp_path, dft.DFTSettings())["status"] == "skipped"
+    meta = json.loads((tmp_path / "dataset.json").read_text())
+    import hashlib
+
+    for rel, digest in meta["files"].items():
+        assert hashlib.sha256((tmp_path / rel).read_bytes()).hexdigest() == digest, rel
+    assert f"fields/Al-fcc@{dft.DATASET_VERSION}.npz" in meta["files"] and "history/Al-fcc@0.6.2.json" in meta["files"]
+
+
+def test_a_failed_recomputation_leaves_the_earlier_record_in_place(tmp_path, monkeypatch):
+    _synthetic_bm(monkeypatch)
+    old, fld = dft.compute_compound("fcc", ("Al",), dft.SETTINGS_062)
+    old["protocol"] = "0.6.2"
+    from leanecd.store import save_field, write_json
+
+    save_field(tmp_path / "fields" / "Al-fcc.npz", fld)
+    write_json(tmp_path / "records" / "Al-fcc.json", old)
+    before = (tmp_path / "records" / "Al-fcc.json").read_bytes()
+
+    def broken(*args, **kwargs):
+        raise dft.DFTError("SCF failed at a = 4.0 Å (synthetic)")
+
+    monkeypatch.setattr(dft, "_energy", broken)
+    entry = {"id": "Al-fcc", "prototype": "fcc", "species": ["Al"], "recompute": "test"}
+    res = dft.run_one(entry, tmp_path, dft.DFTSettings())
+    assert res["status"] == "failed" and "synthetic" in res["reason"]
+    assert (tmp_path / "records" / "Al-fcc.json").read_bytes() == before
+    fail = json.loads((tmp_path / "history" / f"Al-fcc@{dft.DATASET_VERSION}-failed.json").read_text())
+    assert fail["supersedes"] == "0.6.2" and not (tmp_path / "failures").exists()
+    assert dft.run_one(entry, tmp_path, dft.DFTSettings())["status"] == "skipped"
+
+
+def test_settings_per_chemistry_and_magnetism_by_rule(monkeypatch):
+    s = dft.DFTSettings()
+    assert s.for_species(["Li", "F"]).ecut_eV == s.hard_ecut_eV > s.ecut_eV
+    assert s.for_species(["Na", "Cl"]).ecut_eV == s.ecut_eV
+    assert dft.SETTINGS_062.for_species(["Li", "F"]).ecut_eV == 450.0
+    assert dft.is_magnetic_candidate(["Ti", "F", "F", "F"]) and not dft.is_magnetic_candidate(["Ti", "F"], "list")
+    assert not dft.is_magnetic_candidate(["Cu", "Zn"]) and dft.initial_moments(["Fe", "V", "O"]) == [3.0, 1.0, 0.0]
+    calls = []
+    _synthetic_bm(monkeypatch, v0=3.9**3, calls=calls)  # TiF3 (simple cubic): a0 = 3.9 Å
+    rec, _ = dft.compute_compound("reo3", ("Ti", "F", "F", "F"), TINY)
+    assert calls[0]["ecut"] == max(TINY.ecut_eV, TINY.hard_ecut_eV) and rec["settings"]["ecut_eV"] == calls[0]["ecut"]
+    # Ti (d² atom) makes TiF3 a candidate: the coarse scan is spin-polarised; no moment: spin-paired production
+    assert all(c["spin"] for c in calls if c["coarse"]) and not any(c["spin"] for c in calls if not c["coarse"])
+    assert rec["magnetic_candidate"] and not rec["spin_polarized"] and rec["coarse_max_local_moment"] == 0.0
+
+
+def test_recompute_plan_takes_hard_and_flagged_compounds_binaries_first():
+    root = Path(__file__).resolve().parents[1] / "data" / "embedded"
+    todo = dft.recompute_plan(root)
+    ids = [e["id"] for e in todo]
+    assert "LiF-rocksalt" in ids and "Ca-fcc" in ids and "NaCl-rocksalt" not in ids
+    n = [len(set(e["species"])) for e in todo]
+    assert n == sorted(n)
+    for e in todo:
+        rec = json.loads((root / "records" / f"{e['id']}.json").read_text())
+        assert set(rec["species"]) & {"O", "N", "F"} or dft.label_reliability(rec)[0] == "uncertain"

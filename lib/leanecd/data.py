@@ -12,7 +12,9 @@
         dataset.json          name, version, settings, ...
         records/<id>.json     one compound: id, formula, spacegroup, bulk_modulus_GPa,
                               energy_per_atom_eV, field_electrons, status "ok", ...
-        fields/<id>.npz       its ECD field (:func:`leanecd.store.save_field` format)
+        fields/<id>.npz       its ECD field (:func:`leanecd.store.save_field` format); a
+                              recomputed compound's record names its own (``field_file``)
+        history/<id>@<v>.json the record a recomputation superseded (protocol v)
         failures/<id>.json    compounds that failed a quality gate: id, formula,
                               prototype, reason
         labels.csv            a table of the ok records (derived; records are the truth)
@@ -327,7 +329,7 @@ def _load_embedded(root: Path) -> Dataset:
     rows, loaders = [], {}
     for p in rec_paths:
         rec = _check_record(p, read_json(p))
-        fpath = root / "fields" / f"{rec['id']}.npz"
+        fpath = root / rec.get("field_file", f"fields/{rec['id']}.npz")  # recomputed: fields/<id>@<protocol>.npz
         if not fpath.is_file():
             raise FileFormatError(fpath, f"field file missing for record {p}")
         rows.append(rec)

@@ -59,7 +59,7 @@ from .io import ECDField
 from .store import read_json, save_field, write_json
 
 DATASET_NAME = "leanecd-gpaw-cubic"
-DATASET_VERSION = "0.6.2"  #: the protocol's version; the loaded data's is "<this>+<n>cpd"
+DATASET_VERSION = "0.7.0"  #: the protocol's version; the loaded data's is "<this>+<n>cpd"
 
 #: The protocol's versions: (version, what changed). A record's version is ``record["protocol"]``
 #: (from 0.3.0), else told by its settings (see :func:`protocol_version`).
@@ -89,6 +89,12 @@ PROTOCOL_HISTORY = [
               "converged), so a stalled SCF reaches the damped retry ~20 min sooner and every SCF that "
               "converges gives the same result; the GPAW log of a compound keeps all its SCFs (it was "
               "restarted by each new calculator)"),
+    ("0.7.0", "settings per chemistry from the convergence study (benchmarks/dft_settings_study.py): compounds "
+              "with O, N or F at a higher cut-off (DFTSettings.hard_ecut_eV); 7 E(V) points (V/V_est 0.91 … 1.09) "
+              "instead of 5; every compound with an open d or f shell gets a spin probe (spin_rule "
+              "'open-shell'); E(V) moments per volume stored; labels carry an uncertainty and a reliability "
+              "flag. Older records that need it are recomputed from their a0 (no coarse scan; "
+              "recompute_plan), the earlier record kept in history/"),
 ]
 
 
@@ -116,6 +122,28 @@ def protocol_version(record: dict) -> str:
 #: ``DFTSettings.spin_collapse_muB``; otherwise they are spin-paired (:func:`spin_decision`).
 MAGNETIC = {"Mn": 3.0, "Fe": 3.0, "Co": 2.0, "Ni": 1.0, "Cr": 3.0}
 
+#: Elements with an open d or f shell (3d Sc–Ni, 4d Y–Rh, 5d Hf–Ir, 4f Ce–Yb): since protocol 0.7.0 every
+#: compound holding one gets a spin probe (``DFTSettings.spin_rule = "open-shell"``), from
+#: :data:`MAGNETIC`'s moment where it lists one, else ``OPEN_SHELL_MOMENT``.
+OPEN_SHELL = ("Sc", "Ti", "V", "Cr", "Mn", "Fe", "Co", "Ni", "Y", "Zr", "Nb", "Mo", "Tc", "Ru", "Rh",
+              "Hf", "Ta", "W", "Re", "Os", "Ir", "Ce", "Pr", "Nd", "Pm", "Sm", "Eu", "Gd", "Tb", "Dy", "Ho",
+              "Er", "Tm", "Yb")
+OPEN_SHELL_MOMENT = 1.0  #: initial moment (μB) of an open-shell element not in :data:`MAGNETIC`
+
+
+def initial_moments(symbols, rule: str = "open-shell") -> list[float]:
+    """Ferromagnetic starting moments (μB) of a spin-polarised SCF, one per atom.
+
+    ``rule``: "list" (versions ≤ 0.6.2: only :data:`MAGNETIC`) or "open-shell"."""
+    if rule == "list":
+        return [MAGNETIC.get(s, 0.0) for s in symbols]
+    return [MAGNETIC.get(s, OPEN_SHELL_MOMENT if s in OPEN_SHELL else 0.0) for s in symbols]
+
+
+def is_magnetic_candidate(symbols, rule: str = "open-shell") -> bool:
+    """Whether a compound gets a spin-polarised start (``rule`` as in :func:`initial_moments`)."""
+    return any(m > 0 for m in initial_moments(symbols, rule))
+
 
 @dataclass(frozen=True)
 class DFTSettings:
@@ -127,7 +155,8 @@ class DFTSettings:
     xc: str = "PBE"
     coarse_ecut_eV: float = 250.0  #: bracketing scan only
     coarse_kpt_density: float = 2.0  #: bracketing scan only
-    volume_steps: tuple = (0.90, 0.95, 1.0, 1.05, 1.10)  #: production scan, V / V_est
+    #: production scan, V / V_est (7 points since 0.7.0; 0.90 … 1.10 in 5 points before)
+    volume_steps: tuple = (0.91, 0.94, 0.97, 1.0, 1.03, 1.06, 1.09)
     bracket_steps: tuple = (0.96, 1.0, 1.04)  #: bracketing scan, a / a_guess
     max_fit_rms_meV: float = 2.0  #: gate: BM fit residual per atom
     max_electron_error: float = 1e-3  #: gate: |∫ρ − N_valence| / N_valence
@@ -164,6 +193,24 @@ class DFTSettings:
     #: magnetisation when that SCF kept a local moment of at least ``spin_collapse_muB`` (a collapsed
     #: moment never propagates: the next SCF then starts from the ferromagnetic guess). False: 0.1–0.4
     reuse_magnetic: bool = True
+    #: compounds holding one of these get ``hard_ecut_eV`` (since 0.7.0; their E(V) jitters at 450 eV)
+    hard_elements: tuple = ("O", "N", "F")
+    #: cut-off (eV) for compounds with ``hard_elements``; 0: ``ecut_eV`` for all (versions ≤ 0.6.2)
+    hard_ecut_eV: float = 700.0
+    #: which compounds start spin-polarised: "list" (:data:`MAGNETIC`, ≤ 0.6.2) or "open-shell" (0.7.0)
+    spin_rule: str = "open-shell"
+
+    def for_species(self, symbols) -> "DFTSettings":
+        """These settings resolved for one compound: ``ecut_eV`` is ``hard_ecut_eV`` if it holds a hard element."""
+        from dataclasses import replace
+
+        if self.hard_ecut_eV and set(symbols) & set(self.hard_elements):
+            return replace(self, ecut_eV=max(self.ecut_eV, self.hard_ecut_eV))
+        return self
+
+
+#: The settings of protocol 0.6.2 (every compound at 450 eV, 5 volumes, the magnetic list)
+SETTINGS_062 = DFTSettings(volume_steps=(0.90, 0.95, 1.0, 1.05, 1.10), hard_ecut_eV=0.0, spin_rule="list")
 
 
 # --------------------------------------------------------------------------- prototypes
@@ -476,7 +523,7 @@ def _energy(build, a, settings, kpts, txt, coarse=False, spin=False, previous=No
     for how in attempts:
         atoms = build(a)
         if spin:
-            atoms.set_initial_magnetic_moments([MAGNETIC.get(s, 0.0) for s in atoms.get_chemical_symbols()])
+            atoms.set_initial_magnetic_moments(initial_moments(atoms.get_chemical_symbols(), settings.spin_rule))
         if how == "reused":
             atoms.calc = previous
         else:
@@ -557,6 +604,29 @@ def _moments(atoms, spin: bool) -> tuple[float, float]:
     return total, local
 
 
+def scan_energies(prototype: str, species, a_centre: float, volume_steps, settings: DFTSettings,
+                  spin: bool = False, kpts=None, txt=os.devnull) -> dict:
+    """E(V) of a prototype compound at V = (a_centre³) × each of ``volume_steps``, at production
+    settings, the k mesh fixed (from ``a_centre`` unless ``kpts``), each SCF starting from the last.
+
+    The convergence study's unit of work. Returns the volumes (Å³ per stored cell), energies (eV
+    per cell), largest local moment of each SCF (μB), k mesh, atoms per cell and CPU seconds."""
+    species = tuple(species)
+    build = lambda a: build_atoms(prototype, species, a)  # noqa: E731
+    c0 = time.process_time()
+    kpts = list(kpts) if kpts is not None else _kmesh(build(a_centre), settings.kpt_density)
+    vols, ens, moms, prev = [], [], [], None
+    for s in volume_steps:
+        a = round(a_centre * s ** (1 / 3), 6)
+        e, at = _energy(build, a, settings, kpts, txt, spin=spin, previous=prev)
+        prev = at.calc
+        vols.append(float(at.get_volume()))
+        ens.append(float(e))
+        moms.append(_moments(at, spin)[1])
+    return {"eos_volumes_A3": vols, "eos_energies_eV": ens, "max_local_moments_muB": moms, "kpts": kpts,
+            "natoms": len(build(a_centre)), "cpu_s": time.process_time() - c0}
+
+
 def compute_compound(prototype: str, species, settings: DFTSettings = DFTSettings(), log=None):
     """Run the whole protocol for one prototype compound. Returns ``(record, field)``.
 
@@ -568,17 +638,32 @@ def compute_compound(prototype: str, species, settings: DFTSettings = DFTSetting
     a_guess = guess_lattice_constant(prototype, species) * (GUESS_SCALE.get(prototype, 1.0) if settings.calibrated_guess else 1.0)
     record, field = _protocol(lambda a: build_atoms(prototype, species, a), a_guess,
                               mult, compound_id(prototype, species), settings, log)
-    elements = sorted(set(species))
-    record.update({
-        "prototype": prototype,
-        "spacegroup": p.spacegroup,
-        "spacegroup_symbol": p.symbol,
-        "species": list(species),
-        "elements": elements,
-        "n_elements": len(elements),
-        "cell": "primitive" if p.lattice == "fcc" else "conventional",
-    })
+    record.update(_prototype_keys(prototype, species))
     return record, field
+
+
+def _prototype_keys(prototype: str, species: tuple) -> dict:
+    p = PROTOTYPES[prototype]
+    elements = sorted(set(species))
+    return {"prototype": prototype, "spacegroup": p.spacegroup, "spacegroup_symbol": p.symbol,
+            "species": list(species), "elements": elements, "n_elements": len(elements),
+            "cell": "primitive" if p.lattice == "fcc" else "conventional"}
+
+
+def recompute_compound(record: dict, settings: DFTSettings = DFTSettings(), log=None):
+    """Recompute a stored prototype compound under ``settings`` (the current protocol).
+
+    No coarse scan: the production scan starts at the record's a0 (re-centred as usual if the
+    new settings move the minimum); spin-polarised if the record was, else a magnetic candidate
+    of ``settings.spin_rule`` gets the spin probe. Returns ``(record, field)``; the new record
+    names the one it supersedes (``supersedes``: its protocol version)."""
+    prototype, species = record["prototype"], tuple(record["species"])
+    mult = 4 if PROTOTYPES[prototype].lattice == "fcc" else 1
+    new, field = _protocol(lambda a: build_atoms(prototype, species, a), float(record["a0_A"]), mult, record["id"],
+                           settings, log, a_start=float(record["a0_A"]), spin_start=bool(record.get("spin_polarized")))
+    new.update(_prototype_keys(prototype, species))
+    new["supersedes"] = protocol_version(record)
+    return new, field
 
 
 def compute_structure(atoms, cid: str, settings: DFTSettings = DFTSettings(), log=None, meta: dict | None = None):
@@ -616,20 +701,26 @@ def compute_structure(atoms, cid: str, settings: DFTSettings = DFTSettings(), lo
     return record, field
 
 
-def _protocol(build, a_guess: float, mult: int, cid: str, settings: DFTSettings, log=None):
+def _protocol(build, a_guess: float, mult: int, cid: str, settings: DFTSettings, log=None, **known):
     """The dataset's protocol for ``build(a)`` (Atoms at conventional edge ``a`` Å, ``mult``
     primitive cells per cube). Returns ``(record, field)`` with the prototype-independent keys.
 
     ``log``: GPAW's text output of every SCF of the compound, appended to this file (each new GPAW
-    calculator given a path would start the file again, losing the coarse scan and failed attempts)."""
+    calculator given a path would start the file again, losing the coarse scan and failed attempts).
+    ``known``: ``a_start`` and ``spin_start`` of a recomputation (:func:`recompute_compound`)."""
     if log is None:
-        return _protocol_run(build, a_guess, mult, cid, settings, os.devnull)
+        return _protocol_run(build, a_guess, mult, cid, settings, os.devnull, **known)
     with open(log, "a", encoding="utf-8") as txt:
-        return _protocol_run(build, a_guess, mult, cid, settings, txt)
+        return _protocol_run(build, a_guess, mult, cid, settings, txt, **known)
 
 
-def _protocol_run(build, a_guess: float, mult: int, cid: str, settings: DFTSettings, txt):
-    """:func:`_protocol` with ``txt`` a path or an open text file for GPAW's output."""
+def _protocol_run(build, a_guess: float, mult: int, cid: str, settings: DFTSettings, txt,
+                  a_start: float | None = None, spin_start: bool = False):
+    """:func:`_protocol` with ``txt`` a path or an open text file for GPAW's output.
+
+    ``a_start``: a known estimate of a0 (Å; a recomputation): no coarse scan, the production scan
+    starts there; it is spin-polarised if ``spin_start`` (the earlier record kept a moment), else a
+    magnetic candidate gets the spin probe."""
     from ase.eos import EquationOfState
     from ase.units import GPa
 
@@ -637,7 +728,8 @@ def _protocol_run(build, a_guess: float, mult: int, cid: str, settings: DFTSetti
     n_scf = 0
     atoms_guess = build(a_guess)
     natoms = len(atoms_guess)
-    magnetic = any(s in MAGNETIC for s in atoms_guess.get_chemical_symbols())
+    settings = settings.for_species(atoms_guess.get_chemical_symbols())
+    magnetic = is_magnetic_candidate(atoms_guess.get_chemical_symbols(), settings.spin_rule)
     # 1. bracketing at coarse settings, extended (or re-centred) until the minimum is inside.
     ck = _kmesh(atoms_guess, settings.coarse_kpt_density)
     pts, coarse_moms = {}, {}  # coarse scan: energy and largest |local moment| (μB) by edge a
@@ -662,7 +754,9 @@ def _protocol_run(build, a_guess: float, mult: int, cid: str, settings: DFTSetti
         return None, k, a_sorted
 
     a_est = None
-    if settings.bracket_grid:
+    if a_start is not None:
+        a_est = float(a_start)
+    elif settings.bracket_grid:
         ratio = settings.bracket_steps[2] / settings.bracket_steps[1]
         grid = lambda k: round(a_guess * ratio**k, 6)  # noqa: E731
         lo, hi = -1, 1
@@ -695,27 +789,30 @@ def _protocol_run(build, a_guess: float, mult: int, cid: str, settings: DFTSetti
     spin, window_local = spin_decision(coarse_moms, a_est, settings)
     spin = magnetic and spin
     coarse_local = max(coarse_moms.values(), default=0.0)
+    if a_start is not None:  # no coarse scan: the earlier record decides, else the probe below
+        spin, window_local, coarse_local = magnetic and bool(spin_start), None, None
     # 2. production scan, k mesh fixed for all volumes.
     kpts = _kmesh(build(a_est), settings.kpt_density)
     v_est = a_est**3
-    vols, ens, edges, moments = [], [], [], []  # moments: largest |local moment| of each SCF (μB)
+    vols, ens, edges, moments, totals = [], [], [], [], []  # moments: largest |local|, totals: total (μB) per SCF
     prev = None  # coarse and production differ in cutoff and k mesh: nothing to reuse
     # with field_in_fit the centre volume is left out: the field SCF takes its place below
     steps = [s for s in settings.volume_steps if not (settings.field_in_fit and abs(s - 1) < 1e-9)]
     probe_moment = None  # largest |local moment| (μB) of the spin probe, if one ran
-    if magnetic and not spin and settings.spin_probe and coarse_local >= settings.spin_collapse_muB:
+    if magnetic and not spin and settings.spin_probe and (coarse_local is None or coarse_local >= settings.spin_collapse_muB):
         # the coarse scan saw a moment only far from its minimum: does one survive at production
         # settings at the largest volume of the scan (where a moment is likeliest)?
         a = round((v_est * max(steps)) ** (1 / 3), 6)
         e, at = _energy(build, a, settings, kpts, txt, spin=True)
         n_scf += 1
-        probe_moment = _moments(at, True)[1]
+        probe_total, probe_moment = _moments(at, True)
         if probe_moment >= settings.spin_collapse_muB:  # it does: the scan is spin-polarised, this SCF a point
             spin, prev = True, at.calc
             edges.append(a)
             vols.append(at.get_volume())
             ens.append(e)
             moments.append(probe_moment)
+            totals.append(probe_total)
     a_pre = None  # with field_in_fit: the BM minimum through the final scan's points (conventional edge, Å)
     for attempt in range(4):
         for s in steps:
@@ -732,6 +829,7 @@ def _protocol_run(build, a_guess: float, mult: int, cid: str, settings: DFTSetti
             vols.append(build(a).get_volume())
             ens.append(e)
             moments.append(_moments(at, spin)[1])
+            totals.append(_moments(at, spin)[0])
         order = np.argsort(vols)
         k = int(np.argmin(np.array(ens)[order]))
         if not 0 < k < len(vols) - 1:
@@ -758,6 +856,7 @@ def _protocol_run(build, a_guess: float, mult: int, cid: str, settings: DFTSetti
         vols.append(at.get_volume())
         ens.append(e)
         moments.append(_moments(at, spin)[1])
+        totals.append(_moments(at, spin)[0])
         field = (a_pre, e, at)
     vols_a, ens_a = np.array(vols), np.array(ens)
     # fit on the final scan: the points within ±11 % in volume of its centre
@@ -817,13 +916,16 @@ def _protocol_run(build, a_guess: float, mult: int, cid: str, settings: DFTSetti
         "eos_energies_eV": ens_a.tolist(),
         "eos_points_used": int(sel.sum()),
         "eos_used": sel.tolist(),
+        "eos_max_local_moments_muB": moments,  # largest |local moment| of each E(V) point's SCF (μB)
+        "eos_total_moments_muB": totals,  # total moment per cell of each E(V) point's SCF (μB)
         "magmom_total": magmom,
         "magmom_max_local": local,
         "spin_polarized": bool(spin),
         "magnetic_candidate": bool(magnetic),
-        "coarse_max_local_moment": float(coarse_local),
+        "coarse_max_local_moment": None if coarse_local is None else float(coarse_local),
         "coarse_window_local_moment": window_local,  # the moment that decided spin (spin_window)
         "spin_probe_moment": probe_moment,  # the production-settings check of a far moment (0.6.1), or None
+        "a_start_A": a_start,  # a recomputation's starting a0 (no coarse scan), or None
         "kpts": kpts,
         "grid": list(rho.shape),
         "n_valence": n_val,
@@ -873,6 +975,48 @@ def _done_ids(out: Path) -> set[str]:
     return ids
 
 
+#: Superseded records and failed recomputations: ``history/<id>@<protocol>.json`` (the earlier
+#: record, unchanged) and ``history/<id>@<protocol>-failed.json``. A recomputed field is stored as
+#: ``fields/<id>@<protocol>.npz`` (named by the record's ``field_file``): no file is rewritten.
+HISTORY = "history"
+
+
+def _is_done(out: Path, entry: dict) -> bool:
+    """Whether ``entry`` needs no more work in ``out``: a new compound with a record or a
+    failure; a recomputation (``entry["recompute"]``) with a record or failure at this protocol."""
+    cid = entry["id"]
+    rec_path = out / "records" / f"{cid}.json"
+    if not entry.get("recompute"):
+        return rec_path.exists()
+    if (out / HISTORY / f"{cid}@{DATASET_VERSION}-failed.json").exists():
+        return True
+    return rec_path.exists() and protocol_version(read_json(rec_path)) == DATASET_VERSION
+
+
+def recompute_plan(out: str | os.PathLike = "data/embedded", settings: DFTSettings = DFTSettings()) -> list[dict]:
+    """The stored compounds that protocol :data:`DATASET_VERSION` recomputes, cheapest kind first.
+
+    A compound is recomputed if its record is of an older protocol and it holds a hard element
+    (its cut-off changed), or its label is not ``ok`` by :func:`leanecd.eos.reliability`. Order:
+    fewer elements first (the common compounds an independent reference is likeliest to hold),
+    then :func:`expected_core_s`, then id."""
+    from . import eos
+
+    out = Path(out)
+    todo = []
+    for p in sorted((out / "records").glob("*.json")):
+        r = read_json(p)
+        if protocol_version(r) == DATASET_VERSION or r.get("prototype", "given") not in PROTOTYPES:
+            continue
+        hard = bool(set(r["species"]) & set(settings.hard_elements)) and settings.hard_ecut_eV > r["settings"]["ecut_eV"]
+        flag, why = label_reliability(r)
+        if hard or flag != "ok":
+            reason = "hard elements at a low cut-off" if hard else why
+            todo.append((r["n_elements"], expected_core_s(r["prototype"], tuple(r["species"])), r["id"],
+                         {"id": r["id"], "prototype": r["prototype"], "species": r["species"], "recompute": reason}))
+    return [e for *_, e in sorted(todo, key=lambda t: t[:3])]
+
+
 def run_one(entry: dict, out: str | os.PathLike, settings: DFTSettings = DFTSettings()) -> dict:
     """Compute one compound and write it (field first, record last, both atomic).
 
@@ -881,7 +1025,7 @@ def run_one(entry: dict, out: str | os.PathLike, settings: DFTSettings = DFTSett
     out = Path(out)
     cid = entry["id"]
     t0 = time.time()
-    if (out / "records" / f"{cid}.json").exists():
+    if _is_done(out, entry):
         return {"id": cid, "status": "skipped", "reason": "already computed"}
     if (out / STOP_FILE).exists():
         return {"id": cid, "status": "skipped", "reason": f"stop requested ({out / STOP_FILE})"}
@@ -936,8 +1080,11 @@ def _run_one_claimed(entry: dict, out: Path, settings: DFTSettings, t0: float) -
     cid = entry["id"]
     logdir = out / "logs"
     logdir.mkdir(parents=True, exist_ok=True)
+    old = read_json(out / "records" / f"{cid}.json") if entry.get("recompute") else None
     try:
-        if "structure" in entry:
+        if old is not None:
+            record, fld = recompute_compound(old, settings, log=str(logdir / f"{cid}.txt"))
+        elif "structure" in entry:
             record, fld = compute_structure(atoms_from_dict(entry["structure"]), cid, settings,
                                             log=str(logdir / f"{cid}.txt"), meta=entry.get("meta"))
         else:
@@ -947,9 +1094,20 @@ def _run_one_claimed(entry: dict, out: Path, settings: DFTSettings, t0: float) -
                 "meta": entry.get("meta"), "reason": str(exc), **({"details": exc.details} if exc.details else {}),
                 "wall_s": time.time() - t0, "settings": asdict(settings), "status": "failed",
                 "protocol": DATASET_VERSION}
-        write_json(out / "failures" / f"{cid}.json", fail)
+        if old is not None:  # the earlier record stays; the failure is kept beside it
+            fail["supersedes"] = protocol_version(old)
+            write_json(out / HISTORY / f"{cid}@{DATASET_VERSION}-failed.json", fail)
+        else:
+            write_json(out / "failures" / f"{cid}.json", fail)
         return fail
-    save_field(out / "fields" / f"{cid}.npz", fld)
+    if old is None:
+        save_field(out / "fields" / f"{cid}.npz", fld)
+    else:  # append only: a new field file, the earlier record kept in history/ before it is replaced
+        record["field_file"] = f"fields/{cid}@{DATASET_VERSION}.npz"
+        save_field(out / record["field_file"], fld)
+        kept = out / HISTORY / f"{cid}@{protocol_version(old)}.json"
+        if not kept.exists():
+            write_json(kept, old)
     write_json(out / "records" / f"{cid}.json", record)
     return {"id": cid, "status": "ok", "wall_s": record["wall_s"]}
 
@@ -987,10 +1145,11 @@ def run_batch(out: str | os.PathLike, limit: int | None = None, workers: int = 2
     (out / STOP_FILE).unlink(missing_ok=True)  # a new run: a stop asked of an earlier batch is done
     write_dataset_json(out, settings)
     todo_all = entries if entries is not None else plan(seed)
-    done = _done_ids(out)
+    finished = _done_ids(out)
+    done = {e["id"] for e in todo_all if (_is_done(out, e) if e.get("recompute") else e["id"] in finished)}
     todo = [e for e in todo_all if e["id"] not in done]
     if limit is not None:
-        todo = todo[: max(0, limit - len(done & {e["id"] for e in todo_all}))]
+        todo = todo[: max(0, limit - len(done))]
     if not todo:
         return []
     sj = json.dumps(asdict(settings))
@@ -1034,20 +1193,92 @@ def write_dataset_json(out: Path, settings: DFTSettings = DFTSettings()) -> None
         "density": "GPAW get_pseudo_density(): pseudo density + PAW compensation charges, e/Å³, "
         "on the calculation's real-space grid; integrates to the number of valence electrons",
         "labels": "GPAW-PBE values (not JARVIS OptB88vdW)",
+        "files": file_hashes(out),  # SHA-256 of every data file
     }
     path = out / "dataset.json"
     if not path.exists() or read_json(path) != json.loads(json.dumps(meta)):
         write_json(path, meta)
 
 
-LABEL_COLUMNS = ["id", "formula", "prototype", "spacegroup", "spacegroup_symbol", "n_elements", "natoms", "cell",
-                 "a0_A", "bulk_modulus_GPa", "bulk_modulus_prime", "energy_per_atom_eV", "fit_rms_meV_per_atom",
-                 "magmom_total", "n_valence", "field_electrons", "field_min", "wall_s", "cpu_s", "n_scf",
-                 "spin_polarized", "protocol", "scan_offset"]
+#: The columns of ``labels.csv``: name -> (unit, meaning). The card's units table is made from this.
+LABEL_COLUMNS = {
+    "id": ("", "compound id: reduced formula and prototype"),
+    "formula": ("", "chemical formula of the stored cell"),
+    "prototype": ("", "structure prototype (leanecd.dft.PROTOTYPES)"),
+    "spacegroup": ("", "space-group number"),
+    "spacegroup_symbol": ("", "Hermann–Mauguin symbol"),
+    "n_elements": ("", "number of distinct elements"),
+    "natoms": ("atoms", "atoms in the stored cell"),
+    "cell": ("", "primitive (FCC lattices) or conventional (simple cubic)"),
+    "a0_A": ("Å", "equilibrium conventional lattice constant (Birch–Murnaghan fit)"),
+    "bulk_modulus_GPa": ("GPa", "bulk modulus B at V0 (Birch–Murnaghan fit)"),
+    "bulk_modulus_prime": ("1", "pressure derivative B′ of the bulk modulus"),
+    "energy_per_atom_eV": ("eV/atom", "total energy E0 at V0 per atom (GPAW's reference: isolated PAW atoms)"),
+    "fit_rms_meV_per_atom": ("meV/atom", "root-mean-square residual of the E(V) fit"),
+    "bulk_modulus_uncertainty_GPa": ("GPa", "largest change of B over leave-one-point-out and B′ = 4 refits"),
+    "a0_uncertainty_A": ("Å", "largest change of a0 over the same refits"),
+    "reliability": ("", "ok, or uncertain (see reliability_reason)"),
+    "reliability_reason": ("", "why a label is uncertain (empty when ok)"),
+    "eos_points": ("", "E(V) points in the fit"),
+    "ecut_eV": ("eV", "plane-wave cut-off of the production scan"),
+    "kpt_density": ("Å", "k-point density (points per Å⁻¹ of reciprocal vector) of the production scan"),
+    "magmom_total": ("μB per cell", "total magnetic moment at a0 (0 if spin-paired)"),
+    "magmom_max_local": ("μB", "largest local moment at a0 (0 if spin-paired)"),
+    "spin_polarized": ("", "whether the production scan was spin-polarised"),
+    "n_valence": ("electrons per cell", "valence electrons of the PAW setups"),
+    "field_electrons": ("electrons per cell", "integral of the stored density"),
+    "field_min": ("e/Å³", "smallest value of the stored density (negative near some cores)"),
+    "wall_s": ("s", "wall time of the compound's calculation"),
+    "cpu_s": ("s", "CPU time of the compound's single-threaded process (empty for the first 69)"),
+    "n_scf": ("", "SCF calculations run"),
+    "protocol": ("", "protocol version the record was computed with (PROTOCOL_HISTORY)"),
+    "scan_offset": ("1", "V0 / (centre of the fitted volumes) − 1"),
+}
+
+
+def _fit_points(record: dict) -> tuple[np.ndarray, np.ndarray]:
+    v = np.asarray(record["eos_volumes_A3"], float)
+    e = np.asarray(record["eos_energies_eV"], float)
+    used = np.asarray(record.get("eos_used", [True] * len(v)), bool)
+    return v[used], e[used]
+
+
+def unconverged_reason(record: dict, settings: DFTSettings = DFTSettings()) -> str:
+    """Why a record's settings are not converged for its chemistry by the current protocol, or ""."""
+    ecut = record["settings"]["ecut_eV"]
+    hard = sorted(set(record["species"]) & set(settings.hard_elements))
+    if hard and settings.hard_ecut_eV and ecut < settings.hard_ecut_eV:
+        return f"{', '.join(hard)} at {ecut:g} eV (converged: {settings.hard_ecut_eV:g} eV)"
+    return ""
+
+
+def label_reliability(record: dict, settings: DFTSettings = DFTSettings()) -> tuple[str, str]:
+    """(``ok`` | ``uncertain``, reason) of a record's labels (:func:`leanecd.eos.reliability`)."""
+    from . import eos
+
+    v, e = _fit_points(record)
+    unc = eos.uncertainty(v, e)
+    return eos.reliability(record["bulk_modulus_prime"], record["fit_rms_meV_per_atom"], unc,
+                           record["bulk_modulus_GPa"], unconverged_reason(record, settings))
+
+
+def label_row(record: dict) -> dict:
+    """One row of ``labels.csv`` (:data:`LABEL_COLUMNS`) from a record."""
+    from . import eos
+
+    v, e = _fit_points(record)
+    unc = eos.uncertainty(v, e)
+    flag, why = label_reliability(record)
+    return {**record, "protocol": protocol_version(record), "scan_offset": scan_offset(record),
+            "bulk_modulus_uncertainty_GPa": unc.b_spread_GPa, "a0_uncertainty_A": unc.a0_spread * record["a0_A"],
+            "reliability": flag, "reliability_reason": why, "eos_points": len(v),
+            "ecut_eV": record["settings"]["ecut_eV"], "kpt_density": record["settings"]["kpt_density"],
+            "magmom_max_local": record.get("magmom_max_local", 0.0)}
 
 
 def write_labels(out: str | os.PathLike) -> Path:
-    """Regenerate ``labels.csv`` (one row per good compound) from ``records/``."""
+    """Regenerate ``labels.csv`` (one row per good compound) from ``records/``, and the
+    SHA-256 of every file in ``dataset.json``."""
     import csv
 
     out = Path(out)
@@ -1059,8 +1290,21 @@ def write_labels(out: str | os.PathLike) -> Path:
             w = csv.DictWriter(fh, fieldnames=LABEL_COLUMNS, extrasaction="ignore")
             w.writeheader()
             for r in rows:
-                w.writerow({**r, "protocol": protocol_version(r), "scan_offset": scan_offset(r)})  # full precision
+                w.writerow(label_row(r))  # full precision
+    write_dataset_json(out)
     return out / "labels.csv"
+
+
+def file_hashes(out: str | os.PathLike) -> dict[str, str]:
+    """SHA-256 (hex) of every data file of the dataset in ``out``, by path relative to it
+    (records, fields, failures, history, labels.csv; not dataset.json itself, logs or claims)."""
+    import hashlib
+
+    out = Path(out)
+    paths = [p for d in ("records", "fields", "failures", HISTORY) for p in sorted((out / d).glob("*")) if p.is_file()
+             and not p.name.startswith(".")]
+    paths += [out / "labels.csv"] if (out / "labels.csv").exists() else []
+    return {p.relative_to(out).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest() for p in paths}
 
 
 # --------------------------------------------------------------------------- command line
@@ -1084,6 +1328,12 @@ def main(argv=None) -> int:
     p_one.add_argument("entry")
     p_one.add_argument("--out", required=True)
     p_one.add_argument("--settings", default=None)
+    p_re = sub.add_parser("recompute", help="recompute the stored compounds the current protocol changes (resumes)")
+    p_re.add_argument("--out", default="data/embedded")
+    p_re.add_argument("--limit", type=int, default=None, help="recompute at most this many (in plan order)")
+    p_re.add_argument("--workers", type=int, default=2)
+    p_re.add_argument("--timeout", type=float, default=3 * 3600, help="seconds per compound")
+    p_re.add_argument("--list", action="store_true", help="print the plan, compute nothing")
     p_stop = sub.add_parser("stop", help="let the running batch finish the compounds in flight, then stop")
     p_stop.add_argument("--out", default="data/embedded")
     p_lab = sub.add_parser("labels", help="regenerate labels.csv and the dataset card from records/")
@@ -1101,6 +1351,17 @@ def main(argv=None) -> int:
         print(f"computed {len(res) - skipped} compounds: {ok} ok, {len(res) - skipped - ok} failed "
               f"(see {args.out}/failures)" + (f"; {skipped} skipped (done, claimed by another batch, "
                                               "or not started after a stop request)" if skipped else ""))
+    elif args.cmd == "recompute":
+        todo = recompute_plan(args.out)
+        if args.list:
+            for e in todo:
+                print(e["id"], "|", e["recompute"], "| done" if _is_done(Path(args.out), e) else "")
+            return 0
+        todo = todo[: args.limit] if args.limit is not None else todo
+        res = run_batch(args.out, workers=args.workers, timeout_s=args.timeout, entries=todo)
+        ok = sum(r["status"] == "ok" for r in res)
+        print(f"recomputed {ok} of {len(res)} compounds under protocol {DATASET_VERSION} "
+              f"(failures kept in {args.out}/{HISTORY}/<id>@{DATASET_VERSION}-failed.json)")
     elif args.cmd == "one":
         settings = DFTSettings(**{k: tuple(v) if isinstance(v, list) else v for k, v in json.loads(args.settings).items()}) if args.settings else DFTSettings()
         print(json.dumps(run_one(json.loads(args.entry), args.out, settings)))

@@ -1,0 +1,106 @@
+"""Convergence of B, a0 and E with the cut-off and the k-point density, per chemistry.
+
+For oxides, nitrides and fluorides (LiF, NaF, MgO, SrF₂, BN, Li₂O) it scans the cut-off
+(450 → 900 eV) and for metals (Ca, Al, Cu, FeSc) the k-point density, each against a
+dense reference (insulators 900 eV and k-point density 5 Å; metals 650 eV and 10 Å).
+Every run is the same 7-point E(V) scan, V/V_stored = 0.91 … 1.09, around the stored a0,
+fitted by :func:`leanecd.eos.fit`, so two runs differ only by their settings.
+
+One JSON file per (compound, cut-off, k density) in ``data/convergence/``, written
+atomically; finished runs are skipped, so the study resumes. Two processes can share it:
+
+    python benchmarks/dft_settings_study.py --worker 0/2 & python benchmarks/dft_settings_study.py --worker 1/2
+    python benchmarks/dft_settings_study.py --report      # the table, from the files
+
+The protocol of version 0.7.0 (:data:`leanecd.dft.PROTOCOL_070`) is chosen from this table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+from leanecd import eos  # noqa: E402
+from leanecd.dft import MAGNETIC, DFTSettings, scan_energies  # noqa: E402
+from leanecd.store import read_json, write_json  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+OUT = ROOT / "data" / "convergence"
+STEPS = (0.91, 0.94, 0.97, 1.00, 1.03, 1.06, 1.09)
+HARD = ["LiF-rocksalt", "NaF-rocksalt", "MgO-rocksalt", "SrF2-fluorite", "BN-zincblende", "Li2O-fluorite"]
+METALS = ["Ca-fcc", "Al-fcc", "Cu-fcc", "FeSc-cscl"]
+#: (cut-off eV, k-point density Å); the first of each list is the reference
+GRID = {"hard": [(900.0, 5.0), (450.0, 4.0), (550.0, 4.0), (650.0, 4.0), (750.0, 4.0), (900.0, 4.0)],
+        "metal": [(650.0, 10.0), (450.0, 4.0), (450.0, 6.0), (450.0, 8.0), (450.0, 10.0)]}
+
+
+def tasks() -> list[tuple[str, str, float, float]]:
+    out = []
+    for kind, ids in (("hard", HARD), ("metal", METALS)):
+        for cid in ids:
+            out += [(kind, cid, ecut, kd) for ecut, kd in GRID[kind]]
+    return out
+
+
+def path(cid: str, ecut: float, kd: float) -> Path:
+    return OUT / cid / f"{ecut:.0f}eV-k{kd:g}.json"
+
+
+def run(task) -> None:
+    kind, cid, ecut, kd = task
+    p = path(cid, ecut, kd)
+    if p.exists():
+        return
+    rec = read_json(ROOT / "data" / "embedded" / "records" / f"{cid}.json")
+    settings = replace(DFTSettings(), ecut_eV=ecut, kpt_density=kd)
+    spin = bool(rec["spin_polarized"]) and any(s in MAGNETIC for s in rec["species"])
+    res = scan_energies(rec["prototype"], rec["species"], rec["a0_A"], STEPS, settings, spin=spin)
+    write_json(p, {"id": cid, "kind": kind, "ecut_eV": ecut, "kpt_density": kd, "a_centre_A": rec["a0_A"],
+                   "volume_steps": list(STEPS), "spin_polarized": spin, "reference": (ecut, kd) == GRID[kind][0],
+                   **res})
+    print(f"{cid} {ecut:.0f} eV k {kd:g}: {res['cpu_s']:.0f} CPU-s", flush=True)
+
+
+def report() -> None:
+    import pandas as pd
+
+    rows = []
+    for f in sorted(OUT.glob("*/*.json")):
+        r = read_json(f)
+        mult = 4 if r["id"].endswith(("-fcc", "-rocksalt", "-fluorite", "-zincblende")) else 1
+        fit = eos.fit(r["eos_volumes_A3"], r["eos_energies_eV"])
+        unc = eos.uncertainty(r["eos_volumes_A3"], r["eos_energies_eV"])
+        rows.append({"id": r["id"], "kind": r["kind"], "ecut_eV": r["ecut_eV"], "kpt_density": r["kpt_density"],
+                     "reference": r["reference"], "a0_A": (fit.v0 * mult) ** (1 / 3), "B_GPa": fit.b,
+                     "Bprime": fit.bprime, "E0_eV_atom": fit.e0 / r["natoms"],
+                     "rms_meV_atom": fit.rms / r["natoms"] * 1e3, "B_spread_GPa": unc.b_spread_GPa,
+                     "cpu_s": r["cpu_s"]})
+    df = pd.DataFrame(rows)
+    ref = df[df.reference].set_index("id")
+    df["dB_%"] = 100 * (df.B_GPa / df.id.map(ref.B_GPa) - 1)
+    df["da0_%"] = 100 * (df.a0_A / df.id.map(ref.a0_A) - 1)
+    df["dE_meV_atom"] = 1e3 * (df.E0_eV_atom - df.id.map(ref.E0_eV_atom))
+    pd.set_option("display.width", 200)
+    print(df.drop(columns=["reference"]).round(3).to_string(index=False))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--worker", default="0/1", help="i/n: run every n-th task starting at i")
+    ap.add_argument("--report", action="store_true")
+    args = ap.parse_args()
+    if args.report:
+        return report()
+    i, n = (int(x) for x in args.worker.split("/"))
+    for t in tasks()[i::n]:
+        run(t)
+    print("done", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
