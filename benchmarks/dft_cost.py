@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from leanecd import dft
+from leanecd import card, dft
 from leanecd.store import read_json
 
 
@@ -37,12 +37,12 @@ def main(argv=None) -> None:
     df = pd.DataFrame(recs)
     if "cpu_s" not in df:
         df["cpu_s"] = float("nan")
-    df["core_s"] = dft.core_seconds(df)  # CPU time where recorded, else wall time
+    df["core_s"] = card.core_seconds(df)  # CPU time where recorded, else wall time
     df["s_per_scf"] = df["core_s"] / df["n_scf"]
     df["coarse_scf"] = df["n_scf"] - df["eos_volumes_A3"].map(len) - 1
     df["protocol"] = [dft.protocol_version(r) for r in recs]
     pd.set_option("display.width", 160)
-    g = dft.cost_table(df)
+    g = card.cost_table(df)
     extra = df.groupby("prototype").agg(median_s_per_scf=("s_per_scf", "median"),
                                         median_coarse_scf=("coarse_scf", "median"))
     print(g.join(extra).round(2).to_string())

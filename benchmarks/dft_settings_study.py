@@ -25,7 +25,6 @@ from pathlib import Path
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-from leanecd import eos  # noqa: E402
 from leanecd.dft import MAGNETIC, DFTSettings, scan_energies  # noqa: E402
 from leanecd.store import read_json, write_json  # noqa: E402
 
@@ -69,24 +68,10 @@ def run(task) -> None:
 def report() -> None:
     import pandas as pd
 
-    rows = []
-    for f in sorted(OUT.glob("*/*.json")):
-        r = read_json(f)
-        mult = 4 if r["id"].endswith(("-fcc", "-rocksalt", "-fluorite", "-zincblende")) else 1
-        fit = eos.fit(r["eos_volumes_A3"], r["eos_energies_eV"])
-        unc = eos.uncertainty(r["eos_volumes_A3"], r["eos_energies_eV"])
-        rows.append({"id": r["id"], "kind": r["kind"], "ecut_eV": r["ecut_eV"], "kpt_density": r["kpt_density"],
-                     "reference": r["reference"], "a0_A": (fit.v0 * mult) ** (1 / 3), "B_GPa": fit.b,
-                     "Bprime": fit.bprime, "E0_eV_atom": fit.e0 / r["natoms"],
-                     "rms_meV_atom": fit.rms / r["natoms"] * 1e3, "B_spread_GPa": unc.b_spread_GPa,
-                     "cpu_s": r["cpu_s"]})
-    df = pd.DataFrame(rows)
-    ref = df[df.reference].set_index("id")
-    df["dB_%"] = 100 * (df.B_GPa / df.id.map(ref.B_GPa) - 1)
-    df["da0_%"] = 100 * (df.a0_A / df.id.map(ref.a0_A) - 1)
-    df["dE_meV_atom"] = 1e3 * (df.E0_eV_atom - df.id.map(ref.E0_eV_atom))
+    from leanecd.card import convergence_table
+
     pd.set_option("display.width", 200)
-    print(df.drop(columns=["reference"]).round(3).to_string(index=False))
+    print(convergence_table(OUT).round(3).to_string(index=False))
 
 
 def main() -> None:

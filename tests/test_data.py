@@ -359,7 +359,7 @@ def test_real_embedded_dataset():
 
 def test_dataset_card_matches_the_files(tmp_path):
     """data/README.md is what the generator writes from records/ and failures/ now."""
-    from leanecd.dft import write_card
+    from leanecd.card import write_card
 
     root = default_embedded_root()
     if not (root / "records").is_dir():

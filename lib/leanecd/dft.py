@@ -950,7 +950,14 @@ def _code_versions() -> dict:
 
     import gpaw
 
-    return {"gpaw": gpaw.__version__, "ase": ase.__version__, "numpy": np.__version__, "python": sys.version.split()[0]}
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        setups = version("gpaw-data")  # the PAW setups' package
+    except PackageNotFoundError:
+        setups = None
+    return {"gpaw": gpaw.__version__, "gpaw_data": setups, "ase": ase.__version__, "numpy": np.__version__,
+            "python": sys.version.split()[0]}
 
 
 # --------------------------------------------------------------------------- the batch
@@ -1229,7 +1236,7 @@ LABEL_COLUMNS = {
     "field_electrons": ("electrons per cell", "integral of the stored density"),
     "field_min": ("e/Å³", "smallest value of the stored density (negative near some cores)"),
     "wall_s": ("s", "wall time of the compound's calculation"),
-    "cpu_s": ("s", "CPU time of the compound's single-threaded process (empty for the first 69)"),
+    "cpu_s": ("s", "CPU time of the compound's single-threaded process (empty where not recorded, protocol 0.1.0)"),
     "n_scf": ("", "SCF calculations run"),
     "protocol": ("", "protocol version the record was computed with (PROTOCOL_HISTORY)"),
     "scan_offset": ("1", "V0 / (centre of the fitted volumes) − 1"),
@@ -1378,130 +1385,11 @@ def main(argv=None) -> int:
 # --------------------------------------------------------------------------- dataset card
 
 
-def _hist_rows(values, bins=12, width=30):
-    counts, edges = np.histogram(values, bins=bins)
-    top = max(counts.max(), 1)
-    return [f"| {lo:9.3g} – {hi:<9.3g} | {c:4d} | `{'█' * int(round(width * c / top))}` |"
-            for lo, hi, c in zip(edges[:-1], edges[1:], counts)]
-
-
-def _core_s(rec: dict) -> float:
-    """Core-seconds of one compound: CPU seconds of its single-threaded process, else wall seconds."""
-    return float(rec.get("cpu_s") or rec["wall_s"])
-
-
-def _protocol_counts(recs: list[dict]) -> str:
-    reused = sum(bool(r["settings"].get("reuse_wavefunctions")) for r in recs)
-    return f"{reused} compounds were computed with it, {len(recs) - reused} without"
-
-
-def _off_centre_line(recs: list[dict], limit: float = 0.02) -> str:
-    off = [r for r in recs if abs(scan_offset(r)) > limit]
-    by = {}
-    for r in off:
-        by[protocol_version(r)] = by.get(protocol_version(r), 0) + 1
-    versions = ", ".join(f"{c} from {v}" for v, c in sorted(by.items()))
-    return (f"{len(off)} of {len(recs)} compounds have V₀ more than {limit:.0%} (in volume) from the centre of "
-            f"their scan ({versions or 'none'})")
-
-
-def _versions_table(recs: list[dict]) -> str:
-    from collections import Counter
-
-    n = Counter(protocol_version(r) for r in recs)  # what each version changed: book/changelog.md
-    return "\n".join(f"| {v} | {n.get(v, 0)} |" for v, _ in PROTOCOL_HISTORY)
-
-
-def _size_line(out: Path, n: int) -> str:
-    """Bytes of the committed dataset (records, fields, failures, tables) and the projection to 1,410 compounds."""
-    files = [p for d in ("records", "fields", "failures") for p in (out / d).glob("*") if p.is_file()]
-    files += [p for p in (out / "labels.csv", out / "dataset.json") if p.exists()]
-    total = sum(p.stat().st_size for p in files)
-    per = total / max(n, 1)
-    return (f"{total / 1e6:.1f} MB for {n} compounds ({per / 1e3:.0f} kB each; about "
-            f"{per * 1410 / 1e6:.0f} MB at the paper's 1,410)")
-
-
-def core_seconds(table) -> "pandas.Series":
-    """Core-seconds of each compound of a labels table: ``cpu_s`` where recorded, else ``wall_s``."""
-    import pandas as pd
-
-    cpu = pd.to_numeric(table["cpu_s"], errors="coerce") if "cpu_s" in table else pd.Series(np.nan, index=table.index)
-    return cpu.fillna(table["wall_s"]).astype(float)
-
-
-def cost_table(table) -> "pandas.DataFrame":
-    """Core-seconds per compound by prototype, from a labels table (``load_dataset("embedded").table``).
-
-    A compound's core-seconds are its process's CPU seconds (``cpu_s``; one core per
-    compound), else its wall seconds (older records: an upper bound on a shared machine).
-    Columns: compounds, atoms (per stored cell), share spin-polarised, median and max
-    core-s, median SCF runs, and how many were CPU-timed; sorted by the median."""
-    import pandas as pd
-
-    df = pd.DataFrame(table).copy()
-    df["core_s"] = core_seconds(df)
-    df["cpu_timed"] = pd.to_numeric(df["cpu_s"], errors="coerce").notna() if "cpu_s" in df else False
-    df["spin_polarized"] = df.get("spin_polarized", False)
-    df["spin_polarized"] = df["spin_polarized"].astype(str).str.lower().eq("true")
-    return df.groupby("prototype").agg(
-        compounds=("core_s", "size"), atoms=("natoms", "first"), spin_polarized=("spin_polarized", "mean"),
-        median_core_s=("core_s", "median"), max_core_s=("core_s", "max"),
-        median_scf=("n_scf", "median"), cpu_timed=("cpu_timed", "sum"),
-    ).sort_values("median_core_s")
-
-
 def write_card(out: str | os.PathLike = "data/embedded", card: str | os.PathLike | None = None) -> Path:
-    """Regenerate the tables of the dataset card (``data/README.md``) from the files.
+    """Regenerate the dataset card (:func:`leanecd.card.write_card`)."""
+    from .card import write_card as _write
 
-    The prose lives in ``data/card_template.md``; this fills in the placeholders
-    ``{{counts}}`` etc., so the card's numbers always match ``records/``.
-    """
-    from collections import Counter
-
-    out = Path(out)
-    card = Path(card) if card else out.parent / "README.md"
-    template = (out.parent / "card_template.md").read_text()
-    recs = [read_json(p) for p in sorted((out / "records").glob("*.json"))]
-    fails = [read_json(p) for p in sorted((out / "failures").glob("*.json"))]
-    meta = read_json(out / "dataset.json")
-    n = len(recs)
-    sg = Counter((r["spacegroup"], r["spacegroup_symbol"]) for r in recs)
-    ne = Counter(r["n_elements"] for r in recs)
-    proto = Counter(r["prototype"] for r in recs)
-    elements = Counter(e for r in recs for e in r["elements"])
-    names = {1: "unary", 2: "binary", 3: "ternary", 4: "quaternary", 5: "quinary"}
-    lines = {
-        "n_compounds": str(n),
-        "n_failures": str(len(fails)),
-        "n_elements": str(len(elements)),
-        "version": f"{meta['version']}+{n}cpd",  # as leanecd.data.load_dataset reports it
-        "protocol_counts": _protocol_counts(recs),
-        "size": _size_line(out, n),
-        "versions_table": _versions_table(recs),
-        "off_centre": _off_centre_line(recs),
-        "settings": "\n".join(f"| `{k}` | {v} |" for k, v in meta["settings"].items()),
-        "spacegroups": "\n".join(f"| {s} ({num}) | {c} |" for (num, s), c in sorted(sg.items())),
-        "n_species": "\n".join(f"| {names.get(k, k)} | {c} |" for k, c in sorted(ne.items())),
-        "prototypes": "\n".join(f"| {p} | {PROTOTYPES[p].symbol} | {PROTOTYPES[p].description} | {c} |"
-                                for p, c in sorted(proto.items())),
-        "elements": ", ".join(f"{e} ({c})" for e, c in sorted(elements.items(), key=lambda x: (-x[1], x[0]))),
-        "hist_B": "\n".join(_hist_rows([r["bulk_modulus_GPa"] for r in recs])) if recs else "",
-        "hist_E": "\n".join(_hist_rows([r["energy_per_atom_eV"] for r in recs])) if recs else "",
-        "failures": "\n".join(f"| {f['id']} | {f.get('reason', '')[:150]} |" for f in fails) or "| – | none |",
-        "versions": ", ".join(f"{k} {v}" for k, v in (recs[0]["code"].items() if recs else [])),
-        "timing": (f"{np.sum([_core_s(r) for r in recs]) / 3600:.1f} core-hours in all, median "
-                   f"{np.median([_core_s(r) for r in recs]):.0f} core-s per compound (CPU seconds where "
-                   f"recorded, else wall seconds; by prototype: `benchmarks/dft_cost.py`)") if recs else "",
-    }
-    text = template
-    for k, v in lines.items():
-        text = text.replace("{{" + k + "}}", v)
-    from .store import atomic_path
-
-    with atomic_path(card) as tmp:
-        tmp.write_text(text)
-    return card
+    return _write(out, card)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,131 @@
+"""The dataset card's generator (``leanecd.card``): units, composition gap, convergence table."""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from leanecd import card, eos
+from leanecd.data import default_embedded_root
+from leanecd.dft import LABEL_COLUMNS, PAPER_COMPOSITION
+from leanecd.store import read_json
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _embedded() -> Path:
+    root = default_embedded_root()
+    if not (root / "records").is_dir():
+        pytest.skip("no embedded dataset")
+    return root
+
+
+def test_units_table_covers_every_labels_column():
+    """Every column of labels.csv has a unit and a meaning, and the card's table lists it."""
+    labels = _embedded() / "labels.csv"
+    with open(labels, newline="") as fh:
+        header = next(csv.reader(fh))
+    missing = [c for c in header if c not in LABEL_COLUMNS]
+    assert not missing, f"labels.csv columns without a unit in leanecd.dft.LABEL_COLUMNS: {missing}"
+    table = card.units_table()
+    rows = {line.split("|")[1].strip().strip("`") for line in table.splitlines()[2:]}
+    assert set(header) <= rows
+    assert len(table.splitlines()) == 2 + len(LABEL_COLUMNS)
+
+
+def test_composition_gap_counts_the_records():
+    root = _embedded()
+    recs = [read_json(p) for p in sorted((root / "records").glob("*.json"))]
+    gap = card.composition_gap(recs)
+    counts = Counter(r["n_elements"] for r in recs)
+    for k, name in card.N_ELEMENTS_NAMES.items():
+        if k in counts or k in PAPER_COMPOSITION:
+            assert gap.loc[name, "ours"] == counts.get(k, 0), name
+            assert gap.loc[name, "paper"] == PAPER_COMPOSITION.get(k, 0), name
+    assert gap["ours"].sum() == len(recs)
+    assert gap["ours_%"].sum() == pytest.approx(100)
+    assert gap.loc["ternary", "paper_%"] == pytest.approx(100 * 947 / sum(PAPER_COMPOSITION.values()))
+
+
+def _birch_murnaghan(v, e0, v0, b_gpa, bp):
+    """Third-order Birch–Murnaghan E(V) (eV; V in Å³, B in GPa)."""
+    b = b_gpa / eos.EV_PER_A3_IN_GPA
+    eta = (v0 / v) ** (2 / 3)
+    return e0 + 9 * v0 * b / 16 * ((eta - 1) ** 3 * bp + (eta - 1) ** 2 * (6 - 4 * eta))
+
+
+def _write_scan(root: Path, cid: str, ecut: float, kd: float, reference: bool, b_gpa: float, e0: float = -10.0):
+    v = 20.0 * np.array([0.91, 0.94, 0.97, 1.0, 1.03, 1.06, 1.09])
+    doc = {"id": cid, "kind": "hard", "ecut_eV": ecut, "kpt_density": kd, "reference": reference,
+           "eos_volumes_A3": v.tolist(), "eos_energies_eV": _birch_murnaghan(v, e0, 20.0, b_gpa, 4.5).tolist(),
+           "natoms": 2, "cpu_s": 12.5}
+    p = root / cid / f"{ecut:.0f}eV-k{kd:g}.json"
+    p.parent.mkdir(parents=True, exist_ok=True)
+    p.write_text(json.dumps(doc))
+    return p
+
+
+def test_convergence_table_recovers_a_known_curve(tmp_path):
+    ref = _write_scan(tmp_path, "LiF-rocksalt", 900.0, 5.0, True, 100.0)
+    _write_scan(tmp_path, "LiF-rocksalt", 450.0, 4.0, False, 110.0, e0=-9.9)
+    _write_scan(tmp_path, "Cu-cscl", 450.0, 4.0, False, 100.0)  # no reference: no deltas
+    df = card.convergence_table(tmp_path).set_index(["id", "ecut_eV"])
+    assert list(card.convergence_table(tmp_path).columns) == card.CONVERGENCE_COLUMNS
+    r = df.loc[("LiF-rocksalt", 900.0)]
+    assert r["reference"]
+    assert r["B_GPa"] == pytest.approx(100.0, rel=1e-3)
+    assert r["Bprime"] == pytest.approx(4.5, rel=1e-2)
+    assert r["a0_A"] == pytest.approx((4 * 20.0) ** (1 / 3), rel=1e-6)  # rocksalt: primitive cell, 4 per cube
+    assert r["E0_eV_atom"] == pytest.approx(-5.0, abs=1e-6)
+    assert r["dB_%"] == 0 and r["da0_%"] == 0 and r["dE_meV_atom"] == 0
+    # the same numbers as a brute-force non-linear least-squares refit of that file
+    from scipy.optimize import curve_fit
+
+    doc = read_json(ref)
+    v, e = np.array(doc["eos_volumes_A3"]), np.array(doc["eos_energies_eV"])
+    (e0, v0, b, bp), _ = curve_fit(_birch_murnaghan, v, e, p0=(e.min(), v.mean(), 50.0, 4.0), maxfev=20000)
+    assert r["B_GPa"] == pytest.approx(b, rel=1e-6)
+    assert r["Bprime"] == pytest.approx(bp, rel=1e-5)
+    assert r["a0_A"] == pytest.approx((4 * v0) ** (1 / 3), rel=1e-8)
+    o = df.loc[("LiF-rocksalt", 450.0)]
+    assert o["dB_%"] == pytest.approx(10.0, rel=1e-2)
+    assert o["dE_meV_atom"] == pytest.approx(50.0, abs=1e-3)
+    c = df.loc[("Cu-cscl", 450.0)]
+    assert c["a0_A"] == pytest.approx(20.0 ** (1 / 3), rel=1e-6)  # simple cubic: 1 cell per cube
+    assert np.isnan(c["dB_%"])
+
+
+def test_convergence_table_without_a_study(tmp_path):
+    assert card.convergence_table(tmp_path / "none").empty
+    assert "has not run" in card._convergence_md(card.convergence_table(tmp_path))
+
+
+def test_reliability_counts():
+    import pandas as pd
+
+    assert "no reliability flag" in card.reliability_counts(pd.DataFrame({"id": ["a"]}))
+    text = card.reliability_counts(pd.DataFrame({
+        "reliability": ["ok", "uncertain", "uncertain"],
+        "reliability_reason": ["", "B′ = 9.10 outside [2.5, 7.0]", "B′ = 1.20 outside [2.5, 7.0]; fit residual 0.3"]}))
+    assert "| uncertain | 2 |" in text and "| ok | 1 |" in text
+    assert "| B′ = … outside [2.5, 7.0] | 2 |" in text
+
+
+def test_card_has_no_unfilled_placeholder(tmp_path):
+    root = _embedded()
+    text = card.write_card(root, card=tmp_path / "card.md").read_text()
+    assert "{{" not in text and "}}" not in text
+    assert "gpaw_data" in text and "SHA-256" in text
+
+
+def test_citation_file_parses():
+    yaml = pytest.importorskip("yaml")
+    cff = yaml.safe_load((ROOT / "CITATION.cff").read_text())
+    assert cff["cff-version"] == "1.2.0"
+    assert cff["authors"] and cff["title"]
+    assert any("Lean CNNs" in r["title"] for r in cff["references"])
