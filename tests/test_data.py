@@ -366,3 +366,18 @@ def test_dataset_card_matches_the_files(tmp_path):
         pytest.skip("no embedded dataset")
     fresh = write_card(root, card=tmp_path / "card.md").read_text()
     assert fresh == (root.parent / "README.md").read_text(), "run `leanecd-dft labels --out data/embedded`"
+
+
+def test_reliable_subset_drops_exactly_the_flagged_labels_and_says_why():
+    ds = load_dataset("embedded")
+    flagged = set(ds.table.index[ds.table["reliability"] != "ok"])
+    rel = ds.reliable()
+    assert set(rel.ids) == set(ds.ids) - flagged and flagged <= set(rel.skipped)
+    assert all(rel.skipped[i].startswith("label uncertain: ") and len(rel.skipped[i]) > 18 for i in flagged)
+    assert rel.version == f"{ds.version}-reliable{len(rel)}"
+    # the flag is the one labels.csv carries (records are the truth; the table is derived from them)
+    import pandas as pd
+
+    labels = pd.read_csv(EMBEDDED_ROOT / "labels.csv", index_col="id")
+    if "reliability" in labels.columns:
+        assert (labels.loc[ds.ids, "reliability"] == ds.table["reliability"]).all()

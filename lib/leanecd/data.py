@@ -197,6 +197,20 @@ class Dataset:
             root=self.root,
         )
 
+    def reliable(self) -> "Dataset":
+        """The compounds whose labels are flagged ``ok`` (embedded: column ``reliability``, see
+        :func:`leanecd.dft.label_reliability`); the left-out ones are in :attr:`skipped` with the
+        reason, and the version says ``reliable``. A dataset without the column is returned as is."""
+        if "reliability" not in self.table.columns:
+            return self
+        keep = [i for i in self.ids if self.table.at[i, "reliability"] == "ok"]
+        out = self.subset(keep)
+        out.skipped = {**self.skipped, **{i: f"label uncertain: {self.table.at[i, 'reliability_reason']}"
+                                          for i in self.ids if i not in set(keep)}}
+        out.version = f"{self.version}-reliable{len(keep)}"
+        out.source = self.source + f" (reliable labels: {len(keep)} of {len(self)})"
+        return out
+
     def _loader(self, id_: str) -> Callable[[], ECDField]:
         try:
             return self._loaders[id_]
@@ -334,6 +348,11 @@ def _load_embedded(root: Path) -> Dataset:
             raise FileFormatError(fpath, f"field file missing for record {p}")
         rows.append(rec)
         loaders[rec["id"]] = functools.partial(_load_npz, fpath, rec["id"])
+    from .dft import label_reliability  # the rule of labels.csv, from the records themselves
+
+    for r in rows:  # records without their E(V) scan (hand-made datasets) get no flag
+        if {"eos_volumes_A3", "eos_energies_eV", "settings", "bulk_modulus_prime", "fit_rms_meV_per_atom"} <= set(r):
+            r["reliability"], r["reliability_reason"] = label_reliability(r)
     table = pd.DataFrame(rows).set_index("id", drop=True)
 
     fail_rows = []
@@ -354,8 +373,15 @@ def _load_embedded(root: Path) -> Dataset:
 
     name = str(meta.get("name", root.name))
     # The dataset is append-only and grows between releases: the compound count
-    # makes the version string identify the content (e.g. "0.1.0+42cpd").
-    version = f"{meta.get('version', 'unversioned')}+{len(rows)}cpd"
+    # makes the version string identify the content (e.g. "0.1.0+42cpd"). While older
+    # records are being recomputed under the current protocol, the count of records at
+    # that protocol follows (e.g. "0.7.0+601cpd.45"); none once all are.
+    from .dft import PROTOCOL_HISTORY, protocol_version
+
+    v = meta.get("version", "unversioned")
+    current = sum(protocol_version(r) == v for r in rows)
+    mixed = current < len(rows) and v in dict(PROTOCOL_HISTORY)
+    version = f"{v}+{len(rows)}cpd" + (f".{current}" if mixed else "")
     return Dataset(
         name=name,
         version=version,

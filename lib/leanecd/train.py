@@ -1111,12 +1111,17 @@ def _read_labels(path: Path, targets: Sequence[str]) -> tuple[np.ndarray, np.nda
 
 
 def _dataset_arrays(source: str, root: Path | None, store_dir: Path | None, targets: Sequence[str],
-                    progress: bool):
-    """Features and labels of a :func:`~leanecd.data.load_dataset` source, featurised through the cache."""
+                    progress: bool, labels: str = "all"):
+    """Features and labels of a :func:`~leanecd.data.load_dataset` source, featurised through the cache;
+    ``labels="reliable"`` leaves out the compounds whose labels are flagged uncertain."""
     from .data import load_dataset
     from .features import dataset_features
 
     ds = load_dataset(source, root)
+    if labels == "reliable":
+        n = len(ds)
+        ds = ds.reliable()
+        print(f"labels: {len(ds)} of {n} compounds flagged ok; {n - len(ds)} uncertain ones left out")
     missing = [t for t in targets if t not in ds.table.columns]
     if missing:
         raise LeanECDError(f"dataset {ds.name!r} has no target column(s) {missing}; "
@@ -1150,6 +1155,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     src.add_argument("--feature-store", type=Path, help="feature cache directory for --dataset (default: the library's)")
     src.add_argument("--features", type=Path, help=".npy of shape (N, n, n, n) float32, rows in labels order")
     src.add_argument("--labels", type=Path, help="CSV with an 'id' column and the target columns")
+    src.add_argument("--labels-used", choices=["all", "reliable"], default="all",
+                     help="with --dataset: 'reliable' trains and tests only on labels flagged ok (the version "
+                          "recorded says so)")
     ap.add_argument("--run-dir", required=True, type=Path)
     ap.add_argument("--epochs", type=int)
     ap.add_argument("--folds", type=int, help="CV folds (0 = no cross-validation)")
@@ -1191,7 +1199,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.features is not None or args.labels is not None:
             ap.error("give either --dataset or --features/--labels, not both")
         ids, X, y, ds = _dataset_arrays(args.dataset, args.data_root, args.feature_store, args.target,
-                                        progress=not args.no_progress)
+                                        progress=not args.no_progress, labels=args.labels_used)
         dataset_name, dataset_version = ds.name, ds.version
     else:
         if args.features is None or args.labels is None:
