@@ -196,7 +196,7 @@ class DFTSettings:
     #: compounds holding one of these get ``hard_ecut_eV`` (since 0.7.0; their E(V) jitters at 450 eV)
     hard_elements: tuple = ("O", "N", "F")
     #: cut-off (eV) for compounds with ``hard_elements``; 0: ``ecut_eV`` for all (versions ≤ 0.6.2)
-    hard_ecut_eV: float = 700.0
+    hard_ecut_eV: float = 750.0
     #: which compounds start spin-polarised: "list" (:data:`MAGNETIC`, ≤ 0.6.2) or "open-shell" (0.7.0)
     spin_rule: str = "open-shell"
 
@@ -1000,6 +1000,9 @@ def _is_done(out: Path, entry: dict) -> bool:
     return rec_path.exists() and protocol_version(read_json(rec_path)) == DATASET_VERSION
 
 
+HARD_REASON = "hard elements at a low cut-off"  #: recompute_plan's reason for a cut-off change
+
+
 def recompute_plan(out: str | os.PathLike = "data/embedded", settings: DFTSettings = DFTSettings()) -> list[dict]:
     """The stored compounds that protocol :data:`DATASET_VERSION` recomputes, cheapest kind first.
 
@@ -1018,7 +1021,7 @@ def recompute_plan(out: str | os.PathLike = "data/embedded", settings: DFTSettin
         hard = bool(set(r["species"]) & set(settings.hard_elements)) and settings.hard_ecut_eV > r["settings"]["ecut_eV"]
         flag, why = label_reliability(r)
         if hard or flag != "ok":
-            reason = "hard elements at a low cut-off" if hard else why
+            reason = HARD_REASON if hard else why
             todo.append((r["n_elements"], expected_core_s(r["prototype"], tuple(r["species"])), r["id"],
                          {"id": r["id"], "prototype": r["prototype"], "species": r["species"], "recompute": reason}))
     return [e for *_, e in sorted(todo, key=lambda t: t[:3])]
@@ -1341,6 +1344,8 @@ def main(argv=None) -> int:
     p_re.add_argument("--workers", type=int, default=2)
     p_re.add_argument("--timeout", type=float, default=3 * 3600, help="seconds per compound")
     p_re.add_argument("--list", action="store_true", help="print the plan, compute nothing")
+    p_re.add_argument("--which", choices=["all", "hard", "flagged"], default="all",
+                      help="hard: only compounds recomputed for their cut-off; flagged: only those with an uncertain label")
     p_stop = sub.add_parser("stop", help="let the running batch finish the compounds in flight, then stop")
     p_stop.add_argument("--out", default="data/embedded")
     p_lab = sub.add_parser("labels", help="regenerate labels.csv and the dataset card from records/")
@@ -1360,6 +1365,8 @@ def main(argv=None) -> int:
                                               "or not started after a stop request)" if skipped else ""))
     elif args.cmd == "recompute":
         todo = recompute_plan(args.out)
+        if args.which != "all":
+            todo = [e for e in todo if (e["recompute"] == HARD_REASON) == (args.which == "hard")]
         if args.list:
             for e in todo:
                 print(e["id"], "|", e["recompute"], "| done" if _is_done(Path(args.out), e) else "")
