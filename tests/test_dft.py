@@ -657,3 +657,90 @@ def test_recompute_plan_takes_hard_and_flagged_compounds_binaries_first():
     for e in todo:
         rec = json.loads((root / "records" / f"{e['id']}.json").read_text())
         assert set(rec["species"]) & {"O", "N", "F"} or dft.label_reliability(rec)[0] == "uncertain"
+
+
+def test_starting_moments_by_rule_scale_and_antiferro():
+    assert dft.initial_moments(["Mn", "Al", "Cu", "Cu"], "list") == [3.0, 0.0, 0.0, 0.0]
+    assert dft.initial_moments(["Al", "Si", "Fe", "Fe"], antiferro=True) == [0.0, 0.0, 3.0, -3.0]
+    assert dft.initial_moments(["C", "Mn", "Mn", "Mn"], antiferro=True, scale=0.5) == [0.0, 1.5, -1.5, 1.5]
+    assert dft.initial_moments(["Ni", "F"], antiferro=True) == [1.0, 0.0]  # one magnetic atom: stays ferromagnetic
+
+
+def _store(tmp_path, rec, fld, protocol="0.6.2"):
+    from leanecd.store import save_field, write_json
+
+    rec["protocol"] = protocol
+    save_field(tmp_path / "fields" / f"{rec['id']}.npz", fld)
+    write_json(tmp_path / "records" / f"{rec['id']}.json", rec)
+
+
+def test_a_failed_magnetic_compound_is_retried_and_its_failure_kept(tmp_path, monkeypatch):
+    """A failure of Fe2TiSi (two Fe: antiferromagnetic start) retried: with a working SCF it is
+    stored, its first failure moves unchanged to history/, and the record says how it started."""
+    from leanecd.store import write_json
+
+    first = {"id": "Fe2SiTi-heusler", "prototype": "heusler", "species": ["Ti", "Si", "Fe", "Fe"],
+             "reason": "SCF failed at a = 5.7 Å", "status": "failed", "protocol": "0.6.2"}
+    write_json(tmp_path / "failures" / "Fe2SiTi-heusler.json", first)
+    before = (tmp_path / "failures" / "Fe2SiTi-heusler.json").read_bytes()
+    [entry] = dft.retry_plan(tmp_path)
+    assert entry["retry"] == "antiferro"
+    seen = []
+    _synthetic_bm(monkeypatch, v0=5.7**3 / 4, calls=seen)
+    res = dft.run_one(entry, tmp_path, TINY)
+    assert res["status"] == "ok", res
+    rec = json.loads((tmp_path / "records" / "Fe2SiTi-heusler.json").read_text())
+    assert rec["start"] == "antiferro" and rec["retried_failure"] == first["reason"] and rec["settings"]["antiferro"]
+    assert (tmp_path / "history" / "Fe2SiTi-heusler@0.6.2-failed.json").read_bytes() == before
+    assert not (tmp_path / "failures" / "Fe2SiTi-heusler.json").exists()
+    assert dft.run_one(entry, tmp_path, TINY)["status"] == "skipped"
+
+
+def test_spin_probe_of_a_stored_compound_puts_it_on_the_recompute_plan(tmp_path, monkeypatch):
+    """A spin-paired VAl3 record (V: open d shell, never probed under the magnetic list): the probe,
+    one spin-polarised SCF, finds a moment, so recompute_plan takes the compound."""
+    from ase.eos import birchmurnaghan
+    from ase.units import GPa
+
+    _synthetic_bm(monkeypatch, v0=3.8**3)
+    rec, fld = dft.compute_compound("l12", ("V", "Al", "Al", "Al"), dft.SETTINGS_062)
+    assert not rec["magnetic_candidate"] and not rec["spin_polarized"]
+    _store(tmp_path, rec, fld)
+    plan = dft.probe_plan(tmp_path)
+    assert [e["id"] for e in plan] == [rec["id"]] and plan[0]["probe"]
+    assert dft.recompute_plan(tmp_path) == []  # an ok label, no hard element: nothing to recompute yet
+
+    class Magnetised:
+        def get_magnetic_moment(self):
+            return 1.2
+
+        def get_magnetic_moments(self):
+            return np.array([1.2, 0.0, 0.0, 0.0])
+
+    def spin_energy(build, a, settings, kpts, txt, coarse=False, spin=False, previous=None):
+        atoms = build(a)
+        atoms.calc = Magnetised()
+        assert spin and settings.for_species(atoms.get_chemical_symbols()) == settings
+        return birchmurnaghan(atoms.get_volume(), -3.0, 100 * GPa, 4.5, 3.8**3), atoms
+
+    monkeypatch.setattr(dft, "_energy", spin_energy)
+    res = dft.run_one(plan[0], tmp_path, dft.DFTSettings())
+    assert res["status"] == "ok" and res["moment_found"]
+    probe = json.loads((tmp_path / "probes" / f"{rec['id']}@{dft.DATASET_VERSION}.json").read_text())
+    assert probe["max_local_moment_muB"] == pytest.approx(1.2) and probe["a_A"] > rec["a0_A"]
+    assert [e["recompute"] for e in dft.recompute_plan(tmp_path)] == [dft.PROBE_REASON]
+    assert dft.probe_plan(tmp_path)[0]["id"] == rec["id"] and dft.run_one(plan[0], tmp_path)["status"] == "skipped"
+
+
+def test_a_recomputation_over_its_time_limit_leaves_the_record_alone(tmp_path, monkeypatch):
+    _synthetic_bm(monkeypatch)  # the stored record only; the batch runs real GPAW in its own process
+    rec, fld = dft.compute_compound("fcc", ("Al",), dft.SETTINGS_062)
+    _store(tmp_path, rec, fld)
+    before = (tmp_path / "records" / "Al-fcc.json").read_bytes()
+    entry = {"id": "Al-fcc", "prototype": "fcc", "species": ["Al"], "recompute": "test"}
+    res = dft.run_batch(tmp_path, workers=1, settings=TINY, timeout_s=0.5, entries=[entry], progress=False)
+    assert [r["status"] for r in res] == ["timeout"]
+    assert (tmp_path / "records" / "Al-fcc.json").read_bytes() == before
+    assert not (tmp_path / "failures").exists()
+    fail = json.loads((tmp_path / "history" / f"Al-fcc@{dft.DATASET_VERSION}-failed.json").read_text())
+    assert fail["reason"].startswith("timeout")

@@ -131,13 +131,23 @@ OPEN_SHELL = ("Sc", "Ti", "V", "Cr", "Mn", "Fe", "Co", "Ni", "Y", "Zr", "Nb", "M
 OPEN_SHELL_MOMENT = 1.0  #: initial moment (μB) of an open-shell element not in :data:`MAGNETIC`
 
 
-def initial_moments(symbols, rule: str = "open-shell") -> list[float]:
-    """Ferromagnetic starting moments (μB) of a spin-polarised SCF, one per atom.
+def initial_moments(symbols, rule: str = "open-shell", scale: float = 1.0, antiferro: bool = False) -> list[float]:
+    """Starting moments (μB) of a spin-polarised SCF, one per atom: ferromagnetic, times ``scale``;
+    ``antiferro``: the moments of successive magnetic atoms alternate in sign (a cell with one
+    magnetic atom stays ferromagnetic).
 
     ``rule``: "list" (versions ≤ 0.6.2: only :data:`MAGNETIC`) or "open-shell"."""
     if rule == "list":
-        return [MAGNETIC.get(s, 0.0) for s in symbols]
-    return [MAGNETIC.get(s, OPEN_SHELL_MOMENT if s in OPEN_SHELL else 0.0) for s in symbols]
+        m = [MAGNETIC.get(s, 0.0) for s in symbols]
+    else:
+        m = [MAGNETIC.get(s, OPEN_SHELL_MOMENT if s in OPEN_SHELL else 0.0) for s in symbols]
+    m = [x * scale for x in m]
+    if antiferro:
+        k = 0
+        for i, x in enumerate(m):
+            if x:
+                m[i], k = (x if k % 2 == 0 else -x), k + 1
+    return m
 
 
 def is_magnetic_candidate(symbols, rule: str = "open-shell") -> bool:
@@ -199,6 +209,10 @@ class DFTSettings:
     hard_ecut_eV: float = 750.0
     #: which compounds start spin-polarised: "list" (:data:`MAGNETIC`, ≤ 0.6.2) or "open-shell" (0.7.0)
     spin_rule: str = "open-shell"
+    #: starting moments × this (a retry of a failed magnetic compound uses a lower-moment start)
+    moment_scale: float = 1.0
+    #: starting moments of successive magnetic atoms alternate in sign (a retry's antiferromagnetic start)
+    antiferro: bool = False
 
     def for_species(self, symbols) -> "DFTSettings":
         """These settings resolved for one compound: ``ecut_eV`` is ``hard_ecut_eV`` if it holds a hard element."""
@@ -523,7 +537,8 @@ def _energy(build, a, settings, kpts, txt, coarse=False, spin=False, previous=No
     for how in attempts:
         atoms = build(a)
         if spin:
-            atoms.set_initial_magnetic_moments(initial_moments(atoms.get_chemical_symbols(), settings.spin_rule))
+            atoms.set_initial_magnetic_moments(initial_moments(atoms.get_chemical_symbols(), settings.spin_rule,
+                                                               settings.moment_scale, settings.antiferro))
         if how == "reused":
             atoms.calc = previous
         else:
@@ -993,6 +1008,11 @@ def _is_done(out: Path, entry: dict) -> bool:
     failure; a recomputation (``entry["recompute"]``) with a record or failure at this protocol."""
     cid = entry["id"]
     rec_path = out / "records" / f"{cid}.json"
+    if entry.get("retry"):
+        return rec_path.exists() or (out / HISTORY / f"{cid}@{DATASET_VERSION}-{entry['retry']}-failed.json").exists()
+    if entry.get("probe"):
+        return ((out / PROBES / f"{cid}@{DATASET_VERSION}.json").exists()
+                or (out / HISTORY / f"{cid}@{DATASET_VERSION}-probe-failed.json").exists())
     if not entry.get("recompute"):
         return rec_path.exists()
     if (out / HISTORY / f"{cid}@{DATASET_VERSION}-failed.json").exists():
@@ -1001,6 +1021,74 @@ def _is_done(out: Path, entry: dict) -> bool:
 
 
 HARD_REASON = "hard elements at a low cut-off"  #: recompute_plan's reason for a cut-off change
+PROBE_REASON = "the spin probe found a moment"  #: recompute_plan's reason after :func:`probe_plan`'s probe
+#: spin probes of stored compounds (:func:`probe_plan`): ``probes/<id>@<protocol>.json``
+PROBES = "probes"
+#: the starts a failed magnetic compound is retried from (:func:`retry_plan`): settings changes
+RETRY_STARTS = {"antiferro": {"antiferro": True}, "low-moment": {"moment_scale": 0.3}, "converged-settings": {}}
+
+
+def retry_plan(out: str | os.PathLike = "data/embedded", settings: DFTSettings = DFTSettings()) -> list[dict]:
+    """Failed prototype compounds to try again: those with a magnetic candidate from another magnetic
+    start (antiferromagnetic where the cell holds two or more magnetic atoms, else a lower-moment,
+    0.3 ×, ferromagnetic start), the others holding a hard element at the converged cut-off of
+    ``settings`` ("converged-settings"). Cheapest kind first."""
+    todo = []
+    for p in sorted((Path(out) / "failures").glob("*.json")):
+        f = read_json(p)
+        sp = f.get("species")
+        if f.get("prototype") not in PROTOTYPES or not sp:
+            continue
+        if is_magnetic_candidate(sp, settings.spin_rule):
+            n_mag = sum(m > 0 for m in initial_moments(sp, settings.spin_rule))
+            start = "antiferro" if n_mag >= 2 else "low-moment"
+        elif settings.hard_ecut_eV and set(sp) & set(settings.hard_elements):
+            start = "converged-settings"
+        else:
+            continue
+        todo.append((expected_core_s(f["prototype"], tuple(sp)), f["id"],
+                     {"id": f["id"], "prototype": f["prototype"], "species": sp, "retry": start}))
+    return [e for *_, e in sorted(todo, key=lambda t: t[:2])]
+
+
+def probe_plan(out: str | os.PathLike = "data/embedded", settings: DFTSettings = DFTSettings()) -> list[dict]:
+    """Stored spin-paired prototype compounds that ``settings.spin_rule`` makes magnetic candidates but
+    that never had a spin-polarised SCF near their minimum (the coarse scan ran spin-paired, or its
+    only moment was outside the window and never checked): each gets one spin probe."""
+    todo = []
+    for p in sorted((Path(out) / "records").glob("*.json")):
+        r = read_json(p)
+        if r.get("prototype") not in PROTOTYPES or r.get("spin_polarized") or r.get("spin_probe_moment") is not None:
+            continue
+        if not is_magnetic_candidate(r["species"], settings.spin_rule):
+            continue
+        if settings.hard_ecut_eV > r["settings"]["ecut_eV"] and set(r["species"]) & set(settings.hard_elements):
+            continue  # recompute_plan recomputes it, with the spin probe
+        was_candidate = is_magnetic_candidate(r["species"], r["settings"].get("spin_rule", "list"))
+        far = (r.get("coarse_max_local_moment") or 0) >= settings.spin_collapse_muB
+        if was_candidate and not far:
+            continue  # its coarse scan was spin-polarised and no moment survived anywhere
+        todo.append((expected_core_s(r["prototype"], tuple(r["species"])), r["id"],
+                     {"id": r["id"], "prototype": r["prototype"], "species": r["species"], "probe": True}))
+    return [e for *_, e in sorted(todo, key=lambda t: t[:2])]
+
+
+def spin_probe(record: dict, settings: DFTSettings = DFTSettings(), log=os.devnull) -> dict:
+    """One spin-polarised SCF of a stored compound at production settings, ferromagnetic start, at
+    the largest volume of a 0.7.0 scan around its a0 (where a moment is likeliest). Returns the
+    probe's record: largest local and total moment (μB), and the energy (eV per cell)."""
+    prototype, species = record["prototype"], tuple(record["species"])
+    settings = settings.for_species(species)
+    build = lambda a: build_atoms(prototype, species, a)  # noqa: E731
+    a = round(float(record["a0_A"]) * max(settings.volume_steps) ** (1 / 3), 6)
+    kpts = _kmesh(build(float(record["a0_A"])), settings.kpt_density)
+    c0 = time.process_time()
+    e, at = _energy(build, a, settings, kpts, log, spin=True)
+    total, local = _moments(at, True)
+    return {"id": record["id"], "a_A": a, "kpts": kpts, "energy_eV": float(e), "max_local_moment_muB": local,
+            "total_moment_muB": total, "moment_found": local >= settings.spin_collapse_muB,
+            "initial_moments_muB": initial_moments(species, settings.spin_rule), "cpu_s": time.process_time() - c0,
+            "settings": asdict(settings), "protocol": DATASET_VERSION, "code": _code_versions()}
 
 
 def recompute_plan(out: str | os.PathLike = "data/embedded", settings: DFTSettings = DFTSettings()) -> list[dict]:
@@ -1020,8 +1108,10 @@ def recompute_plan(out: str | os.PathLike = "data/embedded", settings: DFTSettin
             continue
         hard = bool(set(r["species"]) & set(settings.hard_elements)) and settings.hard_ecut_eV > r["settings"]["ecut_eV"]
         flag, why = label_reliability(r)
-        if hard or flag != "ok":
-            reason = HARD_REASON if hard else why
+        probe = out / PROBES / f"{r['id']}@{DATASET_VERSION}.json"
+        magnetised = probe.exists() and read_json(probe)["moment_found"]
+        if hard or flag != "ok" or magnetised:
+            reason = HARD_REASON if hard else (why if flag != "ok" else PROBE_REASON)
             todo.append((r["n_elements"], expected_core_s(r["prototype"], tuple(r["species"])), r["id"],
                          {"id": r["id"], "prototype": r["prototype"], "species": r["species"], "recompute": reason}))
     return [e for *_, e in sorted(todo, key=lambda t: t[:3])]
@@ -1090,6 +1180,14 @@ def _run_one_claimed(entry: dict, out: Path, settings: DFTSettings, t0: float) -
     cid = entry["id"]
     logdir = out / "logs"
     logdir.mkdir(parents=True, exist_ok=True)
+    if entry.get("probe"):
+        res = spin_probe(read_json(out / "records" / f"{cid}.json"), settings, log=str(logdir / f"{cid}.txt"))
+        write_json(out / PROBES / f"{cid}@{DATASET_VERSION}.json", res)
+        return {"id": cid, "status": "ok", "wall_s": time.time() - t0, "moment_found": res["moment_found"]}
+    if entry.get("retry"):
+        from dataclasses import replace
+
+        settings = replace(settings, **RETRY_STARTS[entry["retry"]])
     old = read_json(out / "records" / f"{cid}.json") if entry.get("recompute") else None
     try:
         if old is not None:
@@ -1107,9 +1205,18 @@ def _run_one_claimed(entry: dict, out: Path, settings: DFTSettings, t0: float) -
         if old is not None:  # the earlier record stays; the failure is kept beside it
             fail["supersedes"] = protocol_version(old)
             write_json(out / HISTORY / f"{cid}@{DATASET_VERSION}-failed.json", fail)
+        elif entry.get("retry"):  # the first failure stays in failures/; this one beside the history
+            fail["start"] = entry["retry"]
+            write_json(out / HISTORY / f"{cid}@{DATASET_VERSION}-{entry['retry']}-failed.json", fail)
         else:
             write_json(out / "failures" / f"{cid}.json", fail)
         return fail
+    if entry.get("retry"):  # it worked: the earlier failure moves to the history, unchanged
+        first = out / "failures" / f"{cid}.json"
+        if first.exists():
+            earlier = read_json(first)
+            record["start"], record["retried_failure"] = entry["retry"], earlier.get("reason")
+            write_json(out / HISTORY / f"{cid}@{earlier.get('protocol') or '0.1.0'}-failed.json", earlier)
     if old is None:
         save_field(out / "fields" / f"{cid}.npz", fld)
     else:  # append only: a new field file, the earlier record kept in history/ before it is replaced
@@ -1119,6 +1226,8 @@ def _run_one_claimed(entry: dict, out: Path, settings: DFTSettings, t0: float) -
         if not kept.exists():
             write_json(kept, old)
     write_json(out / "records" / f"{cid}.json", record)
+    if entry.get("retry"):
+        (out / "failures" / f"{cid}.json").unlink(missing_ok=True)
     return {"id": cid, "status": "ok", "wall_s": record["wall_s"]}
 
 
@@ -1183,9 +1292,14 @@ def run_batch(out: str | os.PathLike, limit: int | None = None, workers: int = 2
                 entry = by_id[res["id"]]
                 reason = res.get("reason") or (f"timeout: not finished within {timeout_s:g} s wall"
                                                if res["status"] == "timeout" else res["status"])
-                write_json(out / "failures" / f"{res['id']}.json",
-                           {**res, "reason": reason, "prototype": entry.get("prototype", "given"),
-                            "species": entry.get("species"), "settings": asdict(settings), "protocol": DATASET_VERSION})
+                fail = {**res, "reason": reason, "prototype": entry.get("prototype", "given"),
+                        "species": entry.get("species"), "settings": asdict(settings), "protocol": DATASET_VERSION}
+                kind = next((k for k in ("recompute", "retry", "probe") if entry.get(k)), None)
+                if kind is None:
+                    write_json(out / "failures" / f"{res['id']}.json", fail)
+                else:  # a stored compound (or an earlier failure) stays as it is; this attempt is kept beside it
+                    tag = {"recompute": "", "retry": f"-{entry.get('retry')}", "probe": "-probe"}[kind]
+                    write_json(out / HISTORY / f"{res['id']}@{DATASET_VERSION}{tag}-failed.json", fail)
         bar.close()
     finally:
         client.close()
@@ -1344,8 +1458,10 @@ def main(argv=None) -> int:
     p_re.add_argument("--workers", type=int, default=2)
     p_re.add_argument("--timeout", type=float, default=3 * 3600, help="seconds per compound")
     p_re.add_argument("--list", action="store_true", help="print the plan, compute nothing")
-    p_re.add_argument("--which", choices=["all", "hard", "flagged"], default="all",
-                      help="hard: only compounds recomputed for their cut-off; flagged: only those with an uncertain label")
+    p_re.add_argument("--which", choices=["all", "hard", "flagged", "probe", "retry"], default="all",
+                      help="hard: only compounds recomputed for their cut-off; flagged: only those with an uncertain "
+                           "label; probe: one spin probe for each open-shell compound never checked (probe_plan); "
+                           "retry: failed magnetic compounds from another magnetic start (retry_plan)")
     p_stop = sub.add_parser("stop", help="let the running batch finish the compounds in flight, then stop")
     p_stop.add_argument("--out", default="data/embedded")
     p_lab = sub.add_parser("labels", help="regenerate labels.csv and the dataset card from records/")
@@ -1364,17 +1480,18 @@ def main(argv=None) -> int:
               f"(see {args.out}/failures)" + (f"; {skipped} skipped (done, claimed by another batch, "
                                               "or not started after a stop request)" if skipped else ""))
     elif args.cmd == "recompute":
-        todo = recompute_plan(args.out)
-        if args.which != "all":
+        todo = {"probe": probe_plan, "retry": retry_plan}.get(args.which, recompute_plan)(args.out)
+        if args.which in ("hard", "flagged"):
             todo = [e for e in todo if (e["recompute"] == HARD_REASON) == (args.which == "hard")]
         if args.list:
             for e in todo:
-                print(e["id"], "|", e["recompute"], "| done" if _is_done(Path(args.out), e) else "")
+                why = e.get("recompute") or (f"retry ({e['retry']} start)" if e.get("retry") else "spin probe")
+                print(e["id"], "|", why, "| done" if _is_done(Path(args.out), e) else "")
             return 0
         todo = todo[: args.limit] if args.limit is not None else todo
         res = run_batch(args.out, workers=args.workers, timeout_s=args.timeout, entries=todo)
         ok = sum(r["status"] == "ok" for r in res)
-        print(f"recomputed {ok} of {len(res)} compounds under protocol {DATASET_VERSION} "
+        print(f"{args.which}: {ok} of {len(res)} compounds done under protocol {DATASET_VERSION} "
               f"(failures kept in {args.out}/{HISTORY}/<id>@{DATASET_VERSION}-failed.json)")
     elif args.cmd == "one":
         settings = DFTSettings(**{k: tuple(v) if isinstance(v, list) else v for k, v in json.loads(args.settings).items()}) if args.settings else DFTSettings()
