@@ -61,6 +61,7 @@ def main(argv=None) -> None:
           + (f"; CPU-timed only: {len(cpu)} compounds, median {cpu.median():.0f} s" if len(cpu) else ""))
     print(f"\n{len(df)} compounds, {df['core_s'].sum() / 3600:.2f} core-hours in all, "
           f"median {df['core_s'].median():.0f} core-s per compound, {df['n_scf'].sum()} SCF runs")
+    recomputation_cost(root, df)
     # what is left to reach the target number of gated compounds in the computing order (failures
     # so far do not count, so the batch must go past position `target` of the order)
     done = {p.stem for d in ("records", "failures") for p in (root / d).glob("*.json")}
@@ -92,6 +93,34 @@ def main(argv=None) -> None:
           f"(with and without a magnetic element apart; protocol {dft.DATASET_VERSION} where it has computed ≥ 5 "
           f"of the kind, else all):")
     print(by.sort_values("projected_core_h", ascending=False).round(1).to_string())
+
+
+def recomputation_cost(root: Path, df: pd.DataFrame) -> None:
+    """Core-seconds of the compounds recomputed under the current protocol (no coarse scan: a new
+    compound adds its coarse scan at 250 eV), and a projection for the rest of the recompute plan."""
+    re = df[df.get("supersedes", pd.Series(index=df.index, dtype=object)).notna() & (df["protocol"] == dft.DATASET_VERSION)]
+    todo = [e for e in dft.recompute_plan(root) if not dft._is_done(root, e)]
+    print(f"\nrecomputed under protocol {dft.DATASET_VERSION}: {len(re)} compounds "
+          f"({len(todo)} left in `leanecd-dft recompute`'s plan)")
+    if re.empty:
+        return
+    re = re.assign(ecut=[r["ecut_eV"] for r in re["settings"]])
+    by = re.groupby(["prototype", "ecut"]).agg(compounds=("id", "size"), median_core_s=("core_s", "median"),
+                                               max_core_s=("core_s", "max"), median_scf=("n_scf", "median"))
+    print(by.round(1).to_string())
+    nm2 = re[(re["n_elements"] == 2) & ~re["spin_polarized"].astype(bool)]
+    if len(nm2):
+        print(f"non-magnetic binaries recomputed: {len(nm2)}, median {nm2['core_s'].median() / 60:.2f} core-min "
+              f"(max {nm2['core_s'].max() / 60:.2f}; target ≤ 2)")
+    med = re.groupby("prototype")["core_s"].median()
+    old = df.groupby("prototype")["core_s"].median()
+    hist = {p.name.split("@")[0]: read_json(p) for p in (root / dft.HISTORY).glob("*@*.json") if "failed" not in p.name}
+    ratio = float(pd.Series([df.set_index("id").at[i, "core_s"] / card._core_s(h) for i, h in hist.items()
+                             if i in set(re["id"])]).median()) if hist else float("nan")
+    left = pd.Series([med.get(e["prototype"], old.get(e["prototype"], float("nan")) * ratio) for e in todo])
+    print(f"recomputed / earlier core-s, median over the recomputed compounds: {ratio:.2f}; the {len(todo)} left: "
+          f"about {left.sum() / 3600:.1f} core-hours (median of each prototype's recomputations, else its earlier "
+          f"median × that ratio)")
 
 
 if __name__ == "__main__":
