@@ -1,7 +1,7 @@
 """Convergence of B, a0 and E with the cut-off and the k-point density, per chemistry.
 
-For oxides, nitrides and fluorides (LiF, NaF, MgO, SrF₂, BN, Li₂O) it scans the cut-off
-(450 → 900 eV) and for metals (Ca, Al, Cu, FeSc) the k-point density, each against a
+For oxides, nitrides and fluorides (LiF, NaF, MgO, SrF₂, BN, Li₂O; TiC and BP for C and B) it scans the cut-off
+(450 → 900 eV) and for metals (Ca, Sr, Al, Cu, FeSc) the k-point density, each against a
 dense reference (insulators 900 eV and k-point density 5 Å; metals 650 eV and 10 Å).
 Every run is the same 7-point E(V) scan, V/V_stored = 0.91 … 1.09, around the stored a0,
 fitted by :func:`leanecd.eos.fit`, so two runs differ only by their settings.
@@ -34,7 +34,7 @@ STEPS = (0.91, 0.94, 0.97, 1.00, 1.03, 1.06, 1.09)
 #: C and B: do carbides and borides (without O, N, F) need the higher cut-off too?
 HARD = ["LiF-rocksalt", "NaF-rocksalt", "MgO-rocksalt", "SrF2-fluorite", "BN-zincblende", "Li2O-fluorite",
         "TiC-rocksalt", "BP-zincblende"]
-METALS = ["Ca-fcc", "Al-fcc", "Cu-fcc", "FeSc-cscl"]
+METALS = ["Ca-fcc", "Al-fcc", "Cu-fcc", "FeSc-cscl", "Sr-fcc"]
 #: (cut-off eV, k-point density Å); the first of each list is the reference. LiF and NaF also ran at
 #: 550 eV and at 900 eV with the production k density (k density 4 → 5: B within 0.2 %, E within 0.03 meV/atom)
 GRID = {"hard": [(900.0, 5.0), (450.0, 4.0), (650.0, 4.0), (750.0, 4.0)],
