@@ -124,3 +124,21 @@ def test_bf16_training_tracks_fp32_on_real_features(embedded, tmp_path):
     assert curves["fp32"][-1] < 0.7 * curves["fp32"][0]  # the comparison is of a run that learns
     assert diff.max() < PARITY_TOLERANCE, diff
     assert abs(curves["bf16"][-1] / curves["fp32"][-1] - 1) < 0.1  # same end point within 10 %
+
+
+def test_command_line_can_leave_the_uncertain_labels_out(embedded, tmp_path, capsys):
+    ds, *_ = embedded
+    run = tmp_path / "reliable"
+    rc = main(["--model", "A", "--target", TARGET, "--dataset", "embedded", "--labels-used", "reliable",
+               "--run-dir", str(run), "--epochs", "1", "--final-only", "--max-samples", "6", "--batch-size", "3",
+               "--mode", "full", "--no-progress"])
+    assert rc == 0
+    reliable = ds.reliable()
+    out = capsys.readouterr().out
+    assert f"labels: {len(reliable)} of {len(ds)} compounds flagged ok" in out
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["provenance"]["dataset_version"] == reliable.version != ds.version
+    import pandas as pd
+
+    predicted = set(pd.read_csv(run / "predictions.csv")["id"].astype(str))
+    assert predicted and predicted <= set(reliable.ids)  # no flagged compound was trained or tested on
