@@ -636,6 +636,9 @@ def test_settings_per_chemistry_and_magnetism_by_rule(monkeypatch):
     assert s.for_species(["Li", "F"]).ecut_eV == s.hard_ecut_eV > s.ecut_eV
     assert s.for_species(["Na", "Cl"]).ecut_eV == s.ecut_eV
     assert dft.SETTINGS_062.for_species(["Li", "F"]).ecut_eV == 450.0
+    assert s.for_species(["Ca"]).kpt_density == s.element_kpt_density > s.kpt_density
+    assert s.for_species(["Ca", "O"]).kpt_density == s.kpt_density and s.for_species(["Ca", "O"]).ecut_eV == s.hard_ecut_eV
+    assert dft.SETTINGS_062.for_species(["Ca"]) == dft.SETTINGS_062
     assert dft.is_magnetic_candidate(["Ti", "F", "F", "F"]) and not dft.is_magnetic_candidate(["Ti", "F"], "list")
     assert not dft.is_magnetic_candidate(["Cu", "Zn"]) and dft.initial_moments(["Fe", "V", "O"]) == [3.0, 1.0, 0.0]
     calls = []
@@ -656,7 +659,9 @@ def test_recompute_plan_takes_hard_and_flagged_compounds_binaries_first():
     assert n == sorted(n)
     for e in todo:
         rec = json.loads((root / "records" / f"{e['id']}.json").read_text())
-        assert set(rec["species"]) & {"O", "N", "F"} or dft.label_reliability(rec)[0] == "uncertain"
+        assert dft.unconverged_reason(rec) or dft.label_reliability(rec)[0] == "uncertain"
+        assert bool(set(rec["species"]) & {"O", "N", "F"}) <= (e["kind"] == "settings")
+    assert {e["id"] for e in todo if e["kind"] == "settings" and len(e["species"]) == 1} >= {"Ca-fcc", "Sr-fcc"}
 
 
 def test_starting_moments_by_rule_scale_and_antiferro():

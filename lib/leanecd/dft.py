@@ -207,6 +207,9 @@ class DFTSettings:
     hard_elements: tuple = ("O", "N", "F")
     #: cut-off (eV) for compounds with ``hard_elements``; 0: ``ecut_eV`` for all (versions ≤ 0.6.2)
     hard_ecut_eV: float = 750.0
+    #: k-point density (Å) of elemental crystals (since 0.7.0: the E(V) of Ca and Sr is jagged at
+    #: ``kpt_density``); 0: ``kpt_density`` for all (versions ≤ 0.6.2)
+    element_kpt_density: float = 8.0
     #: which compounds start spin-polarised: "list" (:data:`MAGNETIC`, ≤ 0.6.2) or "open-shell" (0.7.0)
     spin_rule: str = "open-shell"
     #: starting moments × this (a retry of a failed magnetic compound uses a lower-moment start)
@@ -215,16 +218,21 @@ class DFTSettings:
     antiferro: bool = False
 
     def for_species(self, symbols) -> "DFTSettings":
-        """These settings resolved for one compound: ``ecut_eV`` is ``hard_ecut_eV`` if it holds a hard element."""
+        """These settings resolved for one compound: ``ecut_eV`` is ``hard_ecut_eV`` if it holds a hard
+        element, ``kpt_density`` is ``element_kpt_density`` if it has one element only."""
         from dataclasses import replace
 
+        out = self
         if self.hard_ecut_eV and set(symbols) & set(self.hard_elements):
-            return replace(self, ecut_eV=max(self.ecut_eV, self.hard_ecut_eV))
-        return self
+            out = replace(out, ecut_eV=max(self.ecut_eV, self.hard_ecut_eV))
+        if self.element_kpt_density and len(set(symbols)) == 1:
+            out = replace(out, kpt_density=max(self.kpt_density, self.element_kpt_density))
+        return out
 
 
 #: The settings of protocol 0.6.2 (every compound at 450 eV, 5 volumes, the magnetic list)
-SETTINGS_062 = DFTSettings(volume_steps=(0.90, 0.95, 1.0, 1.05, 1.10), hard_ecut_eV=0.0, spin_rule="list")
+SETTINGS_062 = DFTSettings(volume_steps=(0.90, 0.95, 1.0, 1.05, 1.10), hard_ecut_eV=0.0, element_kpt_density=0.0,
+                           spin_rule="list")
 
 
 # --------------------------------------------------------------------------- prototypes
@@ -1020,7 +1028,6 @@ def _is_done(out: Path, entry: dict) -> bool:
     return rec_path.exists() and protocol_version(read_json(rec_path)) == DATASET_VERSION
 
 
-HARD_REASON = "hard elements at a low cut-off"  #: recompute_plan's reason for a cut-off change
 PROBE_REASON = "the spin probe found a moment"  #: recompute_plan's reason after :func:`probe_plan`'s probe
 #: spin probes of stored compounds (:func:`probe_plan`): ``probes/<id>@<protocol>.json``
 PROBES = "probes"
@@ -1062,7 +1069,7 @@ def probe_plan(out: str | os.PathLike = "data/embedded", settings: DFTSettings =
             continue
         if not is_magnetic_candidate(r["species"], settings.spin_rule):
             continue
-        if settings.hard_ecut_eV > r["settings"]["ecut_eV"] and set(r["species"]) & set(settings.hard_elements):
+        if unconverged_reason(r, settings):
             continue  # recompute_plan recomputes it, with the spin probe
         was_candidate = is_magnetic_candidate(r["species"], r["settings"].get("spin_rule", "list"))
         far = (r.get("coarse_max_local_moment") or 0) >= settings.spin_collapse_muB
@@ -1094,8 +1101,9 @@ def spin_probe(record: dict, settings: DFTSettings = DFTSettings(), log=os.devnu
 def recompute_plan(out: str | os.PathLike = "data/embedded", settings: DFTSettings = DFTSettings()) -> list[dict]:
     """The stored compounds that protocol :data:`DATASET_VERSION` recomputes, cheapest kind first.
 
-    A compound is recomputed if its record is of an older protocol and it holds a hard element
-    (its cut-off changed), or its label is not ``ok`` by :func:`leanecd.eos.reliability`. Order:
+    A compound is recomputed if its record is of an older protocol and its settings are not
+    converged for its chemistry (:func:`unconverged_reason`), its label is not ``ok``
+    (:func:`label_reliability`) or its spin probe found a moment (:func:`probe_plan`). Order:
     fewer elements first (the common compounds an independent reference is likeliest to hold),
     then :func:`expected_core_s`, then id."""
     from . import eos
@@ -1106,14 +1114,16 @@ def recompute_plan(out: str | os.PathLike = "data/embedded", settings: DFTSettin
         r = read_json(p)
         if protocol_version(r) == DATASET_VERSION or r.get("prototype", "given") not in PROTOTYPES:
             continue
-        hard = bool(set(r["species"]) & set(settings.hard_elements)) and settings.hard_ecut_eV > r["settings"]["ecut_eV"]
-        flag, why = label_reliability(r)
+        unconverged = unconverged_reason(r, settings)
+        flag, why = label_reliability(r, settings)
         probe = out / PROBES / f"{r['id']}@{DATASET_VERSION}.json"
         magnetised = probe.exists() and read_json(probe)["moment_found"]
-        if hard or flag != "ok" or magnetised:
-            reason = HARD_REASON if hard else (why if flag != "ok" else PROBE_REASON)
+        if unconverged or flag != "ok" or magnetised:
+            kind = "settings" if unconverged else ("flagged" if flag != "ok" else "probe")
+            reason = unconverged or (why if flag != "ok" else PROBE_REASON)
             todo.append((r["n_elements"], expected_core_s(r["prototype"], tuple(r["species"])), r["id"],
-                         {"id": r["id"], "prototype": r["prototype"], "species": r["species"], "recompute": reason}))
+                         {"id": r["id"], "prototype": r["prototype"], "species": r["species"], "recompute": reason,
+                          "kind": kind}))
     return [e for *_, e in sorted(todo, key=lambda t: t[:3])]
 
 
@@ -1369,11 +1379,14 @@ def _fit_points(record: dict) -> tuple[np.ndarray, np.ndarray]:
 
 def unconverged_reason(record: dict, settings: DFTSettings = DFTSettings()) -> str:
     """Why a record's settings are not converged for its chemistry by the current protocol, or ""."""
-    ecut = record["settings"]["ecut_eV"]
+    ecut, kd = record["settings"]["ecut_eV"], record["settings"]["kpt_density"]
     hard = sorted(set(record["species"]) & set(settings.hard_elements))
+    why = []
     if hard and settings.hard_ecut_eV and ecut < settings.hard_ecut_eV:
-        return f"{', '.join(hard)} at {ecut:g} eV (converged: {settings.hard_ecut_eV:g} eV)"
-    return ""
+        why.append(f"{', '.join(hard)} at {ecut:g} eV (converged: {settings.hard_ecut_eV:g} eV)")
+    if len(set(record["species"])) == 1 and settings.element_kpt_density and kd < settings.element_kpt_density:
+        why.append(f"an element at k density {kd:g} Å (converged: {settings.element_kpt_density:g} Å)")
+    return "; ".join(why)
 
 
 def label_reliability(record: dict, settings: DFTSettings = DFTSettings()) -> tuple[str, str]:
@@ -1458,10 +1471,10 @@ def main(argv=None) -> int:
     p_re.add_argument("--workers", type=int, default=2)
     p_re.add_argument("--timeout", type=float, default=3 * 3600, help="seconds per compound")
     p_re.add_argument("--list", action="store_true", help="print the plan, compute nothing")
-    p_re.add_argument("--which", choices=["all", "hard", "flagged", "probe", "retry"], default="all",
-                      help="hard: only compounds recomputed for their cut-off; flagged: only those with an uncertain "
-                           "label; probe: one spin probe for each open-shell compound never checked (probe_plan); "
-                           "retry: failed magnetic compounds from another magnetic start (retry_plan)")
+    p_re.add_argument("--which", choices=["all", "settings", "flagged", "probe", "retry"], default="all",
+                      help="settings: only compounds whose settings are not converged for their chemistry; flagged: "
+                           "only those with an uncertain label; probe: one spin probe for each open-shell compound "
+                           "never checked (probe_plan); retry: failed compounds from another start (retry_plan)")
     p_stop = sub.add_parser("stop", help="let the running batch finish the compounds in flight, then stop")
     p_stop.add_argument("--out", default="data/embedded")
     p_lab = sub.add_parser("labels", help="regenerate labels.csv and the dataset card from records/")
@@ -1481,8 +1494,8 @@ def main(argv=None) -> int:
                                               "or not started after a stop request)" if skipped else ""))
     elif args.cmd == "recompute":
         todo = {"probe": probe_plan, "retry": retry_plan}.get(args.which, recompute_plan)(args.out)
-        if args.which in ("hard", "flagged"):
-            todo = [e for e in todo if (e["recompute"] == HARD_REASON) == (args.which == "hard")]
+        if args.which in ("settings", "flagged"):
+            todo = [e for e in todo if e["kind"] == args.which]
         if args.list:
             for e in todo:
                 why = e.get("recompute") or (f"retry ({e['retry']} start)" if e.get("retry") else "spin probe")
