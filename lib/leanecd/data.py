@@ -348,11 +348,15 @@ def _load_embedded(root: Path) -> Dataset:
             raise FileFormatError(fpath, f"field file missing for record {p}")
         rows.append(rec)
         loaders[rec["id"]] = functools.partial(_load_npz, fpath, rec["id"])
-    from .dft import label_reliability  # the rule of labels.csv, from the records themselves
+    from .dft import label_row, protocol_version  # the columns of labels.csv, from the records themselves
 
+    derived = ("protocol", "reliability", "reliability_reason", "bulk_modulus_uncertainty_GPa", "a0_uncertainty_A")
     for r in rows:  # records without their E(V) scan (hand-made datasets) get no flag
         if {"eos_volumes_A3", "eos_energies_eV", "settings", "bulk_modulus_prime", "fit_rms_meV_per_atom"} <= set(r):
-            r["reliability"], r["reliability_reason"] = label_reliability(r)
+            row = label_row(r)
+            r.update({k: row[k] for k in derived})
+        elif "protocol" in r or "settings" in r:
+            r["protocol"] = protocol_version(r)
     table = pd.DataFrame(rows).set_index("id", drop=True)
 
     fail_rows = []
