@@ -129,3 +129,25 @@ def test_citation_file_parses():
     assert cff["cff-version"] == "1.2.0"
     assert cff["authors"] and cff["title"]
     assert any("Lean CNNs" in r["title"] for r in cff["references"])
+
+
+def test_validation_table_measures_each_label_against_its_reference(tmp_path):
+    """Cu at the Δ-project's a0 and 6 % above its B fails the 5 % target; at its B it passes;
+    a compound without a reference is not listed."""
+    from leanecd.store import write_json
+
+    v0, b = card.DELTA_WIEN2K["Cu"]
+    a0 = (4 * v0) ** (1 / 3)
+    vols = list(np.linspace(0.91, 1.09, 7) * v0)
+    ens = [_birch_murnaghan(v, -4.0, v0, b * 1.06, 4.8) for v in vols]
+    rec = {"id": "Cu-fcc", "a0_A": a0, "bulk_modulus_GPa": b * 1.06, "bulk_modulus_prime": 4.8, "protocol": "0.7.0",
+           "eos_volumes_A3": vols, "eos_energies_eV": ens, "fit_rms_meV_per_atom": 0.0, "species": ["Cu"],
+           "settings": {"ecut_eV": 450.0, "kpt_density": 8.0}}
+    write_json(tmp_path / "embedded" / "records" / "Cu-fcc.json", rec)
+    write_json(tmp_path / "embedded" / "records" / "NaCl-rocksalt.json", {**rec, "id": "NaCl-rocksalt"})
+    df = card.validation_table(tmp_path / "embedded")
+    assert list(df["id"]) == ["Cu-fcc"]
+    row = df.iloc[0]
+    assert row["dB_%"] == pytest.approx(6.0) and abs(row["da0_%"]) < 1e-9 and not row["within"]
+    write_json(tmp_path / "embedded" / "records" / "Cu-fcc.json", {**rec, "bulk_modulus_GPa": b * 1.04})
+    assert bool(card.validation_table(tmp_path / "embedded").iloc[0]["within"])

@@ -251,6 +251,50 @@ def _convergence_md(df) -> str:
     return "\n".join(lines)
 
 
+#: Independent PBE references (a0 Å, B GPa). The fcc elements: the all-electron WIEN2k equations of state
+#: of the Δ-project (Lejaeghere et al., Science 351, aad3000, 2016), V0 per atom (Å³) and B.
+DELTA_WIEN2K = {"Al": (16.48, 78.0), "Cu": (11.95, 141.3), "Ag": (17.85, 90.1), "Au": (17.97, 139.1),
+                "Pd": (15.31, 168.6), "Pt": (15.64, 248.7), "Ni": (10.89, 200.4), "Ca": (42.20, 17.1),
+                "Sr": (54.23, 11.3), "Pb": (32.00, 39.7), "Rh": (14.04, 257.5), "Ir": (14.50, 347.5)}
+#: B (GPa) of dense 7-point GPAW-PBE E(V) scans at 700-800 eV from the audit behind protocol 0.7.0
+AUDIT_B_GPA = {"LiF-rocksalt": 69.5, "MgO-rocksalt": 150.7, "NaF-rocksalt": 45.8, "SrF2-fluorite": 63.6}
+#: what a stored label must reach against an independent reference: B within 5 %, a0 within 0.5 %
+VALIDATION_TARGETS = {"B": 0.05, "a0": 0.005}
+
+
+def validation_table(root: str | os.PathLike = "data/embedded",
+                     convergence: str | os.PathLike | None = None) -> "pandas.DataFrame":
+    """The stored labels against independent references: the Δ-project's elements, the audit's
+    scans and the convergence study's reference runs (``convergence``, default ``<root>/../convergence``).
+    One row per (compound, reference): stored and reference a0 (Å) and B (GPa), deviations (%),
+    the record's protocol and reliability flag, and ``within`` (both targets met)."""
+    import pandas as pd
+
+    from .dft import label_reliability
+
+    root = Path(root)
+    refs = [(f"{el}-fcc", "Δ-project WIEN2k", (4 * v) ** (1 / 3), b) for el, (v, b) in DELTA_WIEN2K.items()]
+    refs += [(cid, "audit GPAW 700–800 eV", float("nan"), b) for cid, b in AUDIT_B_GPA.items()]
+    conv = convergence_table(Path(convergence) if convergence else root.parent / "convergence")
+    if len(conv):
+        refs += [(r.id, f"study {r.ecut_eV:.0f} eV, k {r.kpt_density:g} Å", r.a0_A, r.B_GPa)
+                 for r in conv[conv["reference"]].itertuples()]
+    rows = []
+    for cid, source, a_ref, b_ref in refs:
+        path = root / "records" / f"{cid}.json"
+        if not path.exists():
+            continue
+        rec = read_json(path)
+        db, da = rec["bulk_modulus_GPa"] / b_ref - 1, rec["a0_A"] / a_ref - 1
+        rows.append({"id": cid, "reference": source, "protocol": protocol_version(rec), "a0_A": rec["a0_A"],
+                     "ref_a0_A": a_ref, "da0_%": 100 * da, "B_GPa": rec["bulk_modulus_GPa"], "ref_B_GPa": b_ref,
+                     "dB_%": 100 * db, "within": bool(abs(db) <= VALIDATION_TARGETS["B"]
+                                                      and not abs(da) > VALIDATION_TARGETS["a0"]),
+                     "reliability": label_reliability(rec)[0]})
+    return pd.DataFrame(rows, columns=["id", "reference", "protocol", "a0_A", "ref_a0_A", "da0_%", "B_GPa",
+                                       "ref_B_GPa", "dB_%", "within", "reliability"])
+
+
 def _read_labels(out: Path):
     import pandas as pd
 
