@@ -151,3 +151,24 @@ def test_validation_table_measures_each_label_against_its_reference(tmp_path):
     assert row["dB_%"] == pytest.approx(6.0) and abs(row["da0_%"]) < 1e-9 and not row["within"]
     write_json(tmp_path / "embedded" / "records" / "Cu-fcc.json", {**rec, "bulk_modulus_GPa": b * 1.04})
     assert bool(card.validation_table(tmp_path / "embedded").iloc[0]["within"])
+
+
+def test_failure_status_follows_a_retry_from_plan_to_record(tmp_path):
+    from leanecd import dft
+    from leanecd.store import write_json
+
+    fail = {"id": "Fe2SiTi-heusler", "prototype": "heusler", "species": ["Ti", "Si", "Fe", "Fe"],
+            "reason": "SCF failed", "status": "failed", "protocol": "0.6.2"}
+    write_json(tmp_path / "failures" / "Fe2SiTi-heusler.json", fail)
+    df = card.failure_status(tmp_path)
+    assert df.to_dict("records") == [{"id": "Fe2SiTi-heusler", "reason": "SCF failed", "retry": "antiferro",
+                                      "retry_result": "not run"}]
+    write_json(tmp_path / "history" / f"Fe2SiTi-heusler@{dft.DATASET_VERSION}-antiferro-failed.json",
+               {**fail, "reason": "fit residual 3 meV/atom", "start": "antiferro"})
+    assert card.failure_status(tmp_path)["retry_result"].tolist() == ["failed: fit residual 3 meV/atom"]
+    (tmp_path / "failures" / "Fe2SiTi-heusler.json").unlink()
+    write_json(tmp_path / "records" / "Fe2SiTi-heusler.json",
+               {"id": "Fe2SiTi-heusler", "start": "antiferro", "retried_failure": "SCF failed"})
+    assert card.failure_status(tmp_path).to_dict("records") == [
+        {"id": "Fe2SiTi-heusler", "reason": "SCF failed", "retry": "antiferro", "retry_result": "stored"}]
+    assert card.spin_probes(tmp_path).empty

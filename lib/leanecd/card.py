@@ -295,6 +295,56 @@ def validation_table(root: str | os.PathLike = "data/embedded",
                                        "ref_B_GPa", "dB_%", "within", "reliability"])
 
 
+def spin_probes(root: str | os.PathLike = "data/embedded") -> "pandas.DataFrame":
+    """The spin probes of stored compounds (``probes/<id>@<protocol>.json``, :func:`leanecd.dft.probe_plan`):
+    id, largest local and total moment (μB), whether a moment was found, CPU seconds; and how many
+    compounds still wait for one (``.attrs["waiting"]``)."""
+    import pandas as pd
+
+    from .dft import PROBES, _is_done, probe_plan
+
+    root = Path(root)
+    rows = [read_json(p) for p in sorted((root / PROBES).glob("*.json"))]
+    df = pd.DataFrame([{k: r.get(k) for k in ("id", "max_local_moment_muB", "total_moment_muB", "moment_found",
+                                               "cpu_s", "protocol")} for r in rows],
+                      columns=["id", "max_local_moment_muB", "total_moment_muB", "moment_found", "cpu_s", "protocol"])
+    df.attrs["waiting"] = sum(not _is_done(root, e) for e in probe_plan(root))
+    return df
+
+
+def failure_status(root: str | os.PathLike = "data/embedded") -> "pandas.DataFrame":
+    """Every compound that failed a gate, with the first reason and what its retry did: ``retry``
+    (the start tried, or the start :func:`leanecd.dft.retry_plan` would try), ``retry_result``
+    (``stored`` when the retry gave a record, ``failed: <reason>``, or ``not run``)."""
+    import pandas as pd
+
+    from .dft import DATASET_VERSION, HISTORY, retry_plan
+
+    root = Path(root)
+    planned = {e["id"]: e["retry"] for e in retry_plan(root)}
+    rows = []
+    for p in sorted((root / "failures").glob("*.json")):
+        f = read_json(p)
+        start = planned.get(f["id"])
+        tried = root / HISTORY / f"{f['id']}@{DATASET_VERSION}-{start}-failed.json"
+        result = f"failed: {read_json(tried)['reason']}" if start and tried.exists() else "not run"
+        rows.append({"id": f["id"], "reason": f.get("reason", ""), "retry": start or "none (no other start)",
+                     "retry_result": result if start else "–"})
+    for p in sorted((root / "records").glob("*.json")):  # failures whose retry was stored
+        rec = read_json(p)
+        if rec.get("start") and rec.get("retried_failure") is not None:
+            rows.append({"id": rec["id"], "reason": rec["retried_failure"], "retry": rec["start"],
+                         "retry_result": "stored"})
+    return pd.DataFrame(rows, columns=["id", "reason", "retry", "retry_result"])
+
+
+def _spin_probe_line(out: Path) -> str:
+    probes = spin_probes(out)
+    found = int(probes["moment_found"].fillna(False).astype(bool).sum())
+    return (f"Spin probes run: {len(probes)}, a moment found in {found}; "
+            f"{probes.attrs['waiting']} candidates wait for theirs.")
+
+
 def _read_labels(out: Path):
     import pandas as pd
 
@@ -336,7 +386,9 @@ def write_card(out: str | os.PathLike = "data/embedded", card: str | os.PathLike
         "elements": ", ".join(f"{e} ({c})" for e, c in sorted(elements.items(), key=lambda x: (-x[1], x[0]))),
         "hist_B": "\n".join(_hist_rows([r["bulk_modulus_GPa"] for r in recs])) if recs else "",
         "hist_E": "\n".join(_hist_rows([r["energy_per_atom_eV"] for r in recs])) if recs else "",
-        "failures": "\n".join(f"| {f['id']} | {f.get('reason', '')[:150]} |" for f in fails) or "| – | none |",
+        "failures": "\n".join(f"| {r.id} | {r.reason[:150]} | {r.retry} | {r.retry_result[:120]} |"
+                              for r in failure_status(out).itertuples()) or "| – | none | | |",
+        "spin_probes": _spin_probe_line(out),
         "versions": _code_line(recs),
         "timing": (f"{np.sum([_core_s(r) for r in recs]) / 3600:.1f} core-hours in all, median "
                    f"{np.median([_core_s(r) for r in recs]):.0f} core-s per compound (CPU seconds where "
