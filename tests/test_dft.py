@@ -22,9 +22,10 @@ from leanecd import dft
 gpaw = pytest.importorskip("gpaw", reason="GPAW is installed by `scripts/setup-env.sh --dft` (the test command)")
 spglib = pytest.importorskip("spglib")
 
-#: Tiny settings for smoke tests: real SCF calculations, seconds each, not converged.
+#: Tiny settings for smoke tests: real SCF calculations, seconds each, not converged (elements keep
+#: the tiny k density; hard atoms get a cut-off of their own, still tiny).
 TINY = replace(dft.DFTSettings(), ecut_eV=200.0, kpt_density=1.5, coarse_ecut_eV=150.0, coarse_kpt_density=1.0,
-               max_fit_rms_meV=50.0)
+               max_fit_rms_meV=50.0, element_kpt_density=0.0, hard_ecut_eV=250.0)
 
 OXIDATION = {  # common oxidation states
     "Li": {1}, "Na": {1}, "K": {1}, "Rb": {1}, "Cs": {1}, "Mg": {2}, "Ca": {2}, "Sr": {2}, "Ba": {2}, "Cd": {2},
@@ -157,10 +158,12 @@ def test_scf_that_stalls_gets_the_damped_retry_with_the_full_cap(tmp_path):
     "name", ["Cu", "NaCl", "Si"],
 )
 def test_validation_against_known_pbe_values(name):
-    """Production settings; a0 and B within 5 % of reference PBE values."""
+    """Production settings; a0 and B within 5 % of reference PBE values. The elements run at the
+    k density of compounds (4 Å, not the dataset's 8 Å for elements: 4× fewer k-points; Cu's B moves
+    by under 3 % between the two, data/convergence/Cu-fcc)."""
     ref = {"Cu": ("fcc", ("Cu",), 3.63, 138.0), "NaCl": ("rocksalt", ("Na", "Cl"), 5.70, 23.5),
            "Si": ("diamond", ("Si", "Si"), 5.47, 88.5)}[name]
-    rec, field = dft.compute_compound(ref[0], ref[1])
+    rec, field = dft.compute_compound(ref[0], ref[1], replace(dft.DFTSettings(), element_kpt_density=0.0))
     assert abs(rec["a0_A"] / ref[2] - 1) < 0.05, rec["a0_A"]
     assert abs(rec["bulk_modulus_GPa"] / ref[3] - 1) < 0.05, rec["bulk_modulus_GPa"]
     assert abs(field.n_electrons - rec["n_valence"]) < 1e-3 * rec["n_valence"]
