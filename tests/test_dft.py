@@ -752,3 +752,20 @@ def test_a_recomputation_over_its_time_limit_leaves_the_record_alone(tmp_path, m
     assert not (tmp_path / "failures").exists()
     fail = json.loads((tmp_path / "history" / f"Al-fcc@{dft.DATASET_VERSION}-failed.json").read_text())
     assert fail["reason"].startswith("timeout")
+
+
+def test_a_batch_computes_its_entries_in_the_order_given(tmp_path, monkeypatch):
+    """The plan's order matters (binaries before ternaries, cheap before costly): with one worker
+    the compounds run in the order of the entries, not in the scheduler's."""
+    log = tmp_path / "order.txt"  # the task is pickled for the scheduler: it reports through a file
+
+    def fake_run(entry, out, settings_json, timeout_s):
+        time.sleep(0.1)  # long enough that the queue fills while a compound runs
+        with open(log, "a") as fh:
+            fh.write(entry["id"] + "\n")
+        return {"id": entry["id"], "status": "skipped"}
+
+    monkeypatch.setattr(dft, "_run_one_subprocess", fake_run)
+    entries = [{"id": f"X{i:02d}-fcc", "prototype": "fcc", "species": ["Al"]} for i in range(24)]
+    dft.run_batch(tmp_path / "out", workers=1, settings=TINY, entries=entries, progress=False)
+    assert log.read_text().split() == [e["id"] for e in entries]

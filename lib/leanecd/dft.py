@@ -1290,8 +1290,9 @@ def run_batch(out: str | os.PathLike, limit: int | None = None, workers: int = 2
     results = []
     try:
         by_id = {e["id"]: e for e in todo}
-        futs = [client.submit(_run_one_subprocess, e, str(out), sj, timeout_s, key=f"dft-{e['id']}", pure=False)
-                for e in todo]
+        # dask does not run independent tasks in submission order: the priority keeps the plan's order
+        futs = [client.submit(_run_one_subprocess, e, str(out), sj, timeout_s, key=f"dft-{e['id']}", pure=False,
+                              priority=len(todo) - i) for i, e in enumerate(todo)]
         bar = tqdm(total=len(futs), desc="DFT compounds", unit="cpd", disable=not progress)
         for fut in as_completed(futs):
             res = fut.result()
