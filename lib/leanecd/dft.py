@@ -7,10 +7,11 @@ For every compound this module
 2. finds the equilibrium lattice constant: a cheap bracketing scan at coarse
    settings (3 points on the grid a_guess × 1.04^k, extended one point at a time
    until the minimum is inside; the guess is calibrated per prototype), then a production
-   scan of 5 volumes around it with the **k-point mesh held fixed** for all volumes,
-   re-centred again if the minimum is at an edge;
-   Compounds with Mn, Fe, Co, Ni or Cr start the coarse scan spin-polarised from a
-   ferromagnetic start; if no local moment survives it (all < 0.05 μB) near the
+   scan of 7 volumes around it (5 before protocol 0.7.0) with the **k-point mesh held
+   fixed** for all volumes, re-centred again if the minimum is at an edge; the cut-off and
+   k-point density depend on the chemistry (:meth:`DFTSettings.for_species`, 0.7.0);
+   Compounds with an open d or f shell (Mn, Fe, Co, Ni or Cr only before 0.7.0) start the
+   coarse scan spin-polarised from a ferromagnetic start; if no local moment survives it (all < 0.05 μB) near the
    coarse minimum (coarse points within 5 % of its lattice constant, since protocol
    0.6.0), the production scan runs spin-paired (the same solution, at half the cost);
    a moment seen only away from the minimum is first checked by one spin-polarised
@@ -36,7 +37,10 @@ integrates to the number of valence electrons, and like a CHGCAR it can be
 negative near the cores, which is what the renormalisation chapter is for.
 
 Run a batch with ``leanecd-dft run --out data/embedded --limit 200 --workers 2``;
-it resumes where it stopped. Requires the ``dft`` extra (GPAW).
+it resumes where it stopped. ``leanecd-dft recompute`` recomputes the stored compounds
+the current protocol changes (:func:`recompute_plan`; ``--which probe``: spin probes,
+``--which retry``: failed compounds from another start), appending files and keeping the
+earlier records in ``history/``. Requires the ``dft`` extra (GPAW).
 """
 
 from __future__ import annotations
