@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from .dft import LABEL_COLUMNS, PAPER_COMPOSITION, PROTOCOL_HISTORY, PROTOTYPES, protocol_version, scan_offset
+from .data import embedded_version
 from .store import atomic_path, read_json
 
 #: Names of the numbers of elements of a compound.
@@ -374,7 +375,7 @@ def write_card(out: str | os.PathLike = "data/embedded", card: str | os.PathLike
         "n_compounds": str(n),
         "n_failures": str(len(fails)),
         "n_elements": str(len(elements)),
-        "version": f"{meta['version']}+{n}cpd",  # as leanecd.data.load_dataset reports it
+        "version": embedded_version(meta, recs),  # as leanecd.data.load_dataset reports it
         "protocol_counts": _protocol_counts(recs),
         "size": _size_line(out, n),
         "off_centre": _off_centre_line(recs),

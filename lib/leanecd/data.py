@@ -376,16 +376,7 @@ def _load_embedded(root: Path) -> Dataset:
         warnings.warn(f"{root}: ids both in records/ and failures/ (records win): {both}", stacklevel=3)
 
     name = str(meta.get("name", root.name))
-    # The dataset is append-only and grows between releases: the compound count
-    # makes the version string identify the content (e.g. "0.1.0+42cpd"). While older
-    # records are being recomputed under the current protocol, the count of records at
-    # that protocol follows (e.g. "0.7.0+601cpd.45"); none once all are.
-    from .dft import PROTOCOL_HISTORY, protocol_version
-
-    v = meta.get("version", "unversioned")
-    current = sum(protocol_version(r) == v for r in rows)
-    mixed = current < len(rows) and v in dict(PROTOCOL_HISTORY)
-    version = f"{v}+{len(rows)}cpd" + (f".{current}" if mixed else "")
+    version = embedded_version(meta, rows)
     return Dataset(
         name=name,
         version=version,
@@ -397,6 +388,19 @@ def _load_embedded(root: Path) -> Dataset:
         info=meta,
         root=root,
     )
+
+
+def embedded_version(meta: dict, records: Sequence[dict]) -> str:
+    """The version string of an embedded dataset: ``<protocol>+<compounds>cpd`` (e.g. "0.1.0+42cpd"),
+    so that each size of the append-only dataset has its own; while older records are being
+    recomputed under the current protocol, the count of records at it follows (e.g.
+    "0.7.0+601cpd.45"), and goes once all are."""
+    from .dft import PROTOCOL_HISTORY, protocol_version
+
+    v = meta.get("version", "unversioned")
+    current = sum(protocol_version(r) == v for r in records)
+    mixed = current < len(records) and v in dict(PROTOCOL_HISTORY)
+    return f"{v}+{len(records)}cpd" + (f".{current}" if mixed else "")
 
 
 # --------------------------------------------------------------------------- CHGCAR directory
