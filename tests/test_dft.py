@@ -738,18 +738,28 @@ def test_a_recomputation_over_its_time_limit_leaves_the_record_alone(tmp_path, m
     assert fail["reason"].startswith("timeout")
 
 
-def test_a_batch_computes_its_entries_in_the_order_given(tmp_path, monkeypatch):
-    """The plan's order matters (binaries before ternaries, cheap before costly): with one worker
-    the compounds run in the order of the entries, not in the scheduler's."""
+def test_a_batch_submits_its_entries_with_the_plans_priorities(tmp_path, monkeypatch):
+    """The plan's order matters (binaries before ternaries, cheap before costly), and dask does not
+    keep submission order on its own (a recomputation ran a ternary before binaries): each entry is
+    submitted with a priority that falls along the plan, and with one worker they run in that order."""
+    from dask.distributed import Client
+
     log = tmp_path / "order.txt"  # the task is pickled for the scheduler: it reports through a file
+    priorities = []
+    submit = Client.submit
+
+    def spy(self, func, *args, **kwargs):
+        priorities.append(kwargs.get("priority"))
+        return submit(self, func, *args, **kwargs)
 
     def fake_run(entry, out, settings_json, timeout_s):
-        time.sleep(0.1)  # long enough that the queue fills while a compound runs
         with open(log, "a") as fh:
             fh.write(entry["id"] + "\n")
         return {"id": entry["id"], "status": "skipped"}
 
+    monkeypatch.setattr(Client, "submit", spy)
     monkeypatch.setattr(dft, "_run_one_subprocess", fake_run)
-    entries = [{"id": f"X{i:02d}-fcc", "prototype": "fcc", "species": ["Al"]} for i in range(24)]
+    entries = [{"id": f"X{i:02d}-fcc", "prototype": "fcc", "species": ["Al"]} for i in range(12)]
     dft.run_batch(tmp_path / "out", workers=1, settings=TINY, entries=entries, progress=False)
+    assert None not in priorities and priorities == sorted(priorities, reverse=True) and len(set(priorities)) == 12
     assert log.read_text().split() == [e["id"] for e in entries]
