@@ -20,7 +20,7 @@ resampling in one of two ways:
     ``sitkLinear`` onto the cube's grid. Second-order accurate in the grid
     spacing; it smooths peaks and changes the electron count slightly.
 
-Both return an :class:`~leanecd.io.ECDField` whose lattice is ``a * I`` in the
+Both return an :class:`~leanecd.field.ECDField` whose lattice is ``a * I`` in the
 cube's own frame (Cartesian axes along the cube edges ``A[j] / a``; the rotation
 from the original frame is ``meta["to_conventional"]["rotation"]``) and whose
 atoms are the primitive atoms replicated by ``T`` and wrapped into the cube.
@@ -37,7 +37,7 @@ import math
 import numpy as np
 
 from .errors import FieldError
-from .io import ECDField
+from .field import ECDField
 from .lattice import CubicCell, find_cubic_cell
 
 __all__ = [

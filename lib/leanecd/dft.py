@@ -59,7 +59,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import DFTError
-from .io import ECDField
+from .field import ECDField
 from .store import read_json, save_field, write_json
 
 DATASET_NAME = "leanecd-gpaw-cubic"

@@ -47,7 +47,8 @@ import numpy as np
 
 from . import correlations
 from .errors import FileFormatError
-from .io import ECDField, read_chgcar
+from .field import ECDField
+from .io import read_chgcar
 from .settings import GRID_SIZE, SPACING_A
 from .store import atomic_path, read_json, write_json
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .io import ECDField
+from .field import ECDField
 
 __all__ = ["field_slices", "field_isosurface", "label_histograms", "spacegroup_bars", "grid_plane",
            "primitive_samples_on_cube_plane", "primitive_outline_on_cube", "density_norm", "cell_transform",

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import FileFormatError
-from .io import ECDField
+from .field import ECDField
 
 __all__ = ["atomic_path", "write_json", "read_json", "save_field", "load_field"]
 
