@@ -167,7 +167,7 @@ def test_baseline_learning_curve_has_fits_test_set_and_nested_training_sets(tmp_
 def fcc_dataset(n=14):
     """A synthetic Dataset of FCC Gaussian densities with a made-up 'bulk modulus' falling with a."""
     from leanecd.cells import synthetic_field
-    from leanecd.data import Dataset
+    from leanecd.dataset import Dataset
 
     ids = [f"S{i}-synthetic" for i in range(n)]
     a = {i: 3.4 + 0.1 * k for k, i in enumerate(ids)}

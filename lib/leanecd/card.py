@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from .dft import LABEL_COLUMNS, PAPER_COMPOSITION, PROTOCOL_HISTORY, PROTOTYPES, protocol_version, scan_offset
-from .data import embedded_version
+from .dataset import embedded_version
 from .store import atomic_path, read_json
 
 #: Names of the numbers of elements of a compound.

@@ -27,7 +27,7 @@ not cached, so a fixed file is picked up by the next run.
 >>> r.ids, r.computed, r.cached, X.shape, X.dtype
 (['flat'], 1, 0, (1, 5, 5, 5), dtype('float32'))
 
-For a :class:`leanecd.data.Dataset` the book's standard route is one call,
+For a :class:`leanecd.dataset.Dataset` the book's standard route is one call,
 :func:`dataset_features`: ``ids, X, result = dataset_features(load_dataset("embedded"))``.
 """
 
@@ -269,7 +269,7 @@ def default_cache_dir(ds) -> Path:
 
 
 def dataset_features(ds, store_dir: str | os.PathLike | None = None, progress: bool = True, scheduler=None):
-    """Featurise a :class:`leanecd.data.Dataset` the book's standard way, through the cache.
+    """Featurise a :class:`leanecd.dataset.Dataset` the book's standard way, through the cache.
 
     Returns ``(ids, X, result)``: the ids featurised (dataset order, failures left
     out), their autocorrelations ``X`` as float32 ``(N, 51, 51, 51)`` in e/Å³ (the

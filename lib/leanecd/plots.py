@@ -103,7 +103,7 @@ def spacegroup_bars(table):
 
 
 def selection_histograms(report, bins: int = 40, title: str | None = None):
-    """The JARVIS selection as paper Fig. 1, from a :class:`leanecd.data.SelectionReport`.
+    """The JARVIS selection as paper Fig. 1, from a :class:`leanecd.jarvis.SelectionReport`.
 
     (a) compounds per space group, stacked by number of elements; (b) compounds per
     number of elements, this selection next to the paper's counts (written on the
@@ -112,7 +112,7 @@ def selection_histograms(report, bins: int = 40, title: str | None = None):
     import matplotlib.pyplot as plt
     from matplotlib.ticker import MaxNLocator
 
-    from .data import PAPER_COUNTS, PAPER_SPACE_GROUPS
+    from .jarvis import PAPER_COUNTS, PAPER_SPACE_GROUPS
 
     table = report.table
     fig, axes = plt.subplots(2, 2, figsize=(10, 7), constrained_layout=True)

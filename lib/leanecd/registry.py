@@ -118,7 +118,8 @@ def canonical_target(name: str) -> str:
 
 @dataclass(frozen=True)
 class Source:
-    """A dataset source: ``loader`` is ``"module:function"``, imported on first use."""
+    """A dataset source: ``loader`` is ``"module:function"``, imported on first use;
+    ``options``: the keyword options of :func:`leanecd.data.load_dataset` it takes."""
 
     name: str
     loader: str
@@ -137,9 +138,10 @@ SOURCES: dict[str, Source] = {s.name: s for s in (
     Source("embedded", "leanecd.sources:load_embedded",
            "the book's own GPAW-PBE dataset (data/embedded: records, fields, labels)"),
     Source("chgcar-dir", "leanecd.sources:load_chgcar_dir",
-           "a directory of VASP CHGCAR files with a labels.csv"),
+           "a directory of VASP CHGCAR files with a labels.csv", ("labels",)),
     Source("jarvis", "leanecd.jarvis:load_jarvis",
-           "the paper's JARVIS-DFT compounds (labels from dft_3d, CHGCARs supplied by you)"),
+           "the paper's JARVIS-DFT compounds (labels from dft_3d, CHGCARs supplied by you)",
+           ("chgcar_dir", "jarvis_json", "entries", "jarvis_dataset", "cache_dir", "space_groups")),
 )}
 
 
