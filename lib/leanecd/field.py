@@ -7,7 +7,8 @@ files is :mod:`leanecd.io` (CHGCAR) and :mod:`leanecd.store` (``.npz`` field fil
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field as dc_field
+from dataclasses import dataclass
+from dataclasses import field as dc_field
 
 import numpy as np
 

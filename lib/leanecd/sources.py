@@ -173,7 +173,8 @@ def _read_labels(path: Path) -> pd.DataFrame:
     if "id" not in df.columns:
         raise FileFormatError(path, f"no 'id' column (columns: {list(df.columns)})")
     if df["id"].isna().any():
-        raise FileFormatError(path, f"empty id on data rows {[int(r) + 2 for r in np.nonzero(df['id'].isna().to_numpy())[0]]}")
+        rows = [int(r) + 2 for r in np.nonzero(df["id"].isna().to_numpy())[0]]
+        raise FileFormatError(path, f"empty id on data rows {rows}")
     df["id"] = df["id"].str.strip()
     dup = sorted(df.loc[df["id"].duplicated(), "id"].unique())
     if dup:
