@@ -395,11 +395,11 @@ def embedded_version(meta: dict, records: Sequence[dict]) -> str:
     so that each size of the append-only dataset has its own; while older records are being
     recomputed under the current protocol, the count of records at it follows (e.g.
     "0.7.0+601cpd.45"), and goes once all are."""
-    from .dft import PROTOCOL_HISTORY, protocol_version
+    from .dft import PROTOCOL_VERSIONS, protocol_version
 
     v = meta.get("version", "unversioned")
     current = sum(protocol_version(r) == v for r in records)
-    mixed = current < len(records) and v in dict(PROTOCOL_HISTORY)
+    mixed = current < len(records) and v in PROTOCOL_VERSIONS
     return f"{v}+{len(records)}cpd" + (f".{current}" if mixed else "")
 
 
