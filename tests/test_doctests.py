@@ -26,4 +26,4 @@ def test_the_library_has_docstring_examples():
     """At least the 2-point-statistics and feature modules show their API by example."""
     finder = doctest.DocTestFinder()
     counts = {name: sum(len(t.examples) for t in finder.find(importlib.import_module(name))) for name in MODULES}
-    assert counts["leanecd.correlations"] > 0 and counts["leanecd.features"] > 0 and counts["leanecd.dft.protocol"] > 0
+    assert counts["leanecd.correlations"] > 0 and counts["leanecd.features"] > 0 and counts["leanecd.dft.settings"] > 0

@@ -52,6 +52,7 @@ batch), :mod:`~leanecd.dft.layout` (the directory's files), :mod:`~leanecd.dft.l
 
 from __future__ import annotations
 
+# The package's public names, used as ``dft.<name>`` by card, data, the tests, benchmarks and the appendix.
 from .batch import (
     PROBE_REASON,
     RETRY_STARTS,
@@ -90,7 +91,7 @@ from .labels import (
     write_labels,
 )
 from .layout import HISTORY, PROBES
-from .protocol import compute_compound, compute_structure, recompute_compound, scan_energies, spin_decision, spin_probe
+from .protocol import compute_compound, compute_structure, recompute_compound, scan_energies, spin_probe
 from .settings import (
     DATASET_NAME,
     DATASET_VERSION,
@@ -103,6 +104,7 @@ from .settings import (
     initial_moments,
     is_magnetic_candidate,
     protocol_version,
+    spin_decision,
     unconverged_reason,
 )
 

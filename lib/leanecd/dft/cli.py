@@ -22,7 +22,7 @@ from .settings import DATASET_VERSION, DFTSettings
 
 
 def main(argv=None) -> int:
-    """``leanecd-dft``: plan, run, recompute, stop, labels (and ``one``, a batch's single compound); returns the exit code."""
+    """``leanecd-dft``: plan, run, recompute, stop, labels, and ``one`` (a batch's compound); returns the exit code."""
     ap = argparse.ArgumentParser(prog="leanecd-dft", description=PACKAGE_DOC.split("\n\n")[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
     p_plan = sub.add_parser("plan", help="list the compounds in computing order")

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 from ase.eos import EquationOfState
@@ -30,28 +31,8 @@ from .settings import (
     initial_moments,
     is_magnetic_candidate,
     protocol_version,
+    spin_decision,
 )
-
-
-def spin_decision(coarse_moments: dict, a_est: float, settings: DFTSettings) -> tuple[bool, float]:
-    """Whether the production scan runs spin-polarised, and the moment (μB) that decided it.
-
-    ``coarse_moments``: {conventional edge a (Å): largest |local moment| (μB)} of the coarse
-    scan; ``a_est``: its minimum (Å). Only points within ``settings.spin_window`` of ``a_est``
-    count (all of them if the window is 0): a moment that exists only at a far-expanded guess
-    volume says nothing about the volumes fitted.
-
-    >>> spin_decision({5.4: 0.0, 5.6: 0.01, 6.0: 2.1}, 5.5, DFTSettings())
-    (False, 0.01)
-    >>> spin_decision({5.4: 0.0, 5.6: 0.01, 6.0: 2.1}, 5.5, DFTSettings(spin_window=0))
-    (True, 2.1)
-    """
-    near = [m for a, m in coarse_moments.items()
-            if not settings.spin_window or abs(a / a_est - 1) <= settings.spin_window + 1e-9]
-    if not near:  # cannot happen for a bracketed minimum; be safe: keep every point
-        near = list(coarse_moments.values())
-    moment = float(max(near, default=0.0))
-    return moment >= settings.spin_collapse_muB, moment
 
 
 def _eos_minimum_edge(vols, ens, mult: int) -> float | None:
@@ -116,6 +97,7 @@ def compute_compound(prototype: str, species, settings: DFTSettings = DFTSetting
 
 
 def _prototype_keys(prototype: str, species: tuple) -> dict:
+    """The record keys that name a prototype compound: prototype, space group, species, elements, cell."""
     p = PROTOTYPES[prototype]
     elements = sorted(set(species))
     return {"prototype": prototype, "spacegroup": p.spacegroup, "spacegroup_symbol": p.symbol,
@@ -335,7 +317,7 @@ def _recentre_brackets(coarse_point, pts: dict, a_guess: float, bracket_steps) -
 
 
 def _production_scan(run: _Run, v_est: float, mult: int) -> tuple[float, float | None]:
-    """Step 2b: the spin probe and the production scan, re-centred until balanced; returns (V_est Å³, a_pre Å or None)."""
+    """Step 2b: the spin probe, then the production scan until balanced; returns (V_est Å³, a_pre Å or None)."""
     settings = run.settings
     # with field_in_fit the centre volume is left out: the field SCF takes its place
     steps = [s for s in settings.volume_steps if not (settings.field_in_fit and abs(s - 1) < 1e-9)]
@@ -365,7 +347,7 @@ def _production_scan(run: _Run, v_est: float, mult: int) -> tuple[float, float |
 
 
 def _probe_point(run: _Run, a: float) -> None:
-    """The spin probe: one spin-polarised production SCF at edge ``a`` (the scan's largest volume), kept if its moment survives."""
+    """The spin probe: one spin-polarised SCF at edge ``a`` Å, a point of the scan if its moment survives."""
     # the coarse scan saw a moment only far from its minimum (or none ran): does one survive at
     # production settings at the largest volume of the scan (where a moment is likeliest)?
     e, at = run.scf(a, run.kpts, spin=True)
@@ -431,7 +413,7 @@ def _fit(run: _Run, v_est: float, mult: int) -> dict:
 
 
 def _stored_density(atoms, settings: DFTSettings) -> tuple[np.ndarray, float, float]:
-    """Step 4's gate: the field's density (e/Å³), valence electrons and the field's electron count, which must agree."""
+    """Step 4's gate: the field's density (e/Å³), the valence electrons and the field's (which must agree)."""
     calc = atoms.calc
     rho = calc.get_pseudo_density()  # pseudo density + compensation charges, e/Å³
     n_val = float(calc.get_number_of_electrons())

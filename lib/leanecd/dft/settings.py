@@ -137,6 +137,27 @@ SETTINGS_062 = DFTSettings(volume_steps=(0.90, 0.95, 1.0, 1.05, 1.10), hard_ecut
                            spin_rule="list")
 
 
+def spin_decision(coarse_moments: dict, a_est: float, settings: DFTSettings) -> tuple[bool, float]:
+    """Whether the production scan runs spin-polarised, and the moment (μB) that decided it.
+
+    ``coarse_moments``: {conventional edge a (Å): largest |local moment| (μB)} of the coarse
+    scan; ``a_est``: its minimum (Å). Only points within ``settings.spin_window`` of ``a_est``
+    count (all of them if the window is 0): a moment that exists only at a far-expanded guess
+    volume says nothing about the volumes fitted.
+
+    >>> spin_decision({5.4: 0.0, 5.6: 0.01, 6.0: 2.1}, 5.5, DFTSettings())
+    (False, 0.01)
+    >>> spin_decision({5.4: 0.0, 5.6: 0.01, 6.0: 2.1}, 5.5, DFTSettings(spin_window=0))
+    (True, 2.1)
+    """
+    near = [m for a, m in coarse_moments.items()
+            if not settings.spin_window or abs(a / a_est - 1) <= settings.spin_window + 1e-9]
+    if not near:  # cannot happen for a bracketed minimum; be safe: keep every point
+        near = list(coarse_moments.values())
+    moment = float(max(near, default=0.0))
+    return moment >= settings.spin_collapse_muB, moment
+
+
 def unconverged_reason(record: dict, settings: DFTSettings = DFTSettings()) -> str:
     """Why a record's settings are not converged for its chemistry by the current protocol, or ""."""
     ecut, kd = record["settings"]["ecut_eV"], record["settings"]["kpt_density"]
