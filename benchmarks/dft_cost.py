@@ -22,6 +22,7 @@ from pathlib import Path
 import pandas as pd
 
 from leanecd import card, dft
+from leanecd.dft.layout import _is_done
 from leanecd.store import read_json
 
 
@@ -99,7 +100,7 @@ def recomputation_cost(root: Path, df: pd.DataFrame) -> None:
     """Core-seconds of the compounds recomputed under the current protocol (no coarse scan: a new
     compound adds its coarse scan at 250 eV), and a projection for the rest of the recompute plan."""
     re = df[df.get("supersedes", pd.Series(index=df.index, dtype=object)).notna() & (df["protocol"] == dft.DATASET_VERSION)]
-    todo = [e for e in dft.recompute_plan(root) if not dft._is_done(root, e)]
+    todo = [e for e in dft.recompute_plan(root) if not _is_done(root, e)]
     print(f"\nrecomputed under protocol {dft.DATASET_VERSION}: {len(re)} compounds "
           f"({len(todo)} left in `leanecd-dft recompute`'s plan)")
     if re.empty:

@@ -19,8 +19,21 @@ from pathlib import Path
 
 import numpy as np
 
-from .dft import LABEL_COLUMNS, PAPER_COMPOSITION, PROTOCOL_HISTORY, PROTOTYPES, protocol_version, scan_offset
 from .dataset import embedded_version
+from .dft import (
+    DATASET_VERSION,
+    HISTORY,
+    LABEL_COLUMNS,
+    PAPER_COMPOSITION,
+    PROBES,
+    PROTOTYPES,
+    label_reliability,
+    probe_plan,
+    protocol_version,
+    retry_plan,
+    scan_offset,
+)
+from .dft.layout import _is_done
 from .store import atomic_path, read_json
 
 #: Names of the numbers of elements of a compound.
@@ -271,8 +284,6 @@ def validation_table(root: str | os.PathLike = "data/embedded",
     the record's protocol and reliability flag, and ``within`` (both targets met)."""
     import pandas as pd
 
-    from .dft import label_reliability
-
     root = Path(root)
     refs = [(f"{el}-fcc", "Δ-project WIEN2k", (4 * v) ** (1 / 3), b) for el, (v, b) in DELTA_WIEN2K.items()]
     refs += [(cid, "audit GPAW 700–800 eV", float("nan"), b) for cid, b in AUDIT_B_GPA.items()]
@@ -302,8 +313,6 @@ def spin_probes(root: str | os.PathLike = "data/embedded") -> "pandas.DataFrame"
     compounds still wait for one (``.attrs["waiting"]``)."""
     import pandas as pd
 
-    from .dft import PROBES, _is_done, probe_plan
-
     root = Path(root)
     rows = [read_json(p) for p in sorted((root / PROBES).glob("*.json"))]
     df = pd.DataFrame([{k: r.get(k) for k in ("id", "max_local_moment_muB", "total_moment_muB", "moment_found",
@@ -318,8 +327,6 @@ def failure_status(root: str | os.PathLike = "data/embedded") -> "pandas.DataFra
     (the start tried, or the start :func:`leanecd.dft.retry_plan` would try), ``retry_result``
     (``stored`` when the retry gave a record, ``failed: <reason>``, or ``not run``)."""
     import pandas as pd
-
-    from .dft import DATASET_VERSION, HISTORY, retry_plan
 
     root = Path(root)
     planned = {e["id"]: e["retry"] for e in retry_plan(root)}

@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from . import registry
-from .dft import PROTOCOL_HISTORY, protocol_version
+from .dft.settings import PROTOCOL_VERSIONS, protocol_version
 from .field import ECDField
 from .io import read_chgcar
 
@@ -188,5 +188,5 @@ def embedded_version(meta: dict, records: Sequence[dict]) -> str:
     "0.7.0+601cpd.45"), and goes once all are."""
     v = meta.get("version", "unversioned")
     current = sum(protocol_version(r) == v for r in records)
-    mixed = current < len(records) and v in dict(PROTOCOL_HISTORY)
+    mixed = current < len(records) and v in PROTOCOL_VERSIONS
     return f"{v}+{len(records)}cpd" + (f".{current}" if mixed else "")

@@ -48,7 +48,7 @@ from ase import Atoms
 from ase.formula import Formula
 
 from .dataset import NOT_CHGCAR, TARGETS, Dataset, is_number, load_chgcar_field
-from .dft import atoms_to_dict
+from .dft.compounds import atoms_to_dict
 from .download import cached_download, default_cache_dir
 from .errors import DownloadError, FileFormatError, LeanECDError
 from .store import read_json, write_json

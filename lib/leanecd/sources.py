@@ -41,7 +41,8 @@ import numpy as np
 import pandas as pd
 
 from .dataset import FAILURE_COLUMNS, NOT_CHGCAR, TARGETS, Dataset, embedded_version, is_number, load_chgcar_field
-from .dft import label_row, protocol_version
+from .dft.labels import label_row
+from .dft.settings import protocol_version
 from .errors import FileFormatError
 from .field import ECDField
 from .store import load_field, read_json
