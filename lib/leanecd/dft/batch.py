@@ -11,7 +11,6 @@ import time
 from dataclasses import asdict, replace
 from pathlib import Path
 
-from dask.distributed import Client, LocalCluster, as_completed
 from tqdm.auto import tqdm
 
 from ..errors import DFTError
@@ -243,6 +242,9 @@ def run_batch(out: str | os.PathLike, limit: int | None = None, workers: int = 2
     batch loses only the compounds in flight, :func:`request_stop` (``leanecd-dft stop``)
     not even those: it lets them finish and starts no more.
     """
+    # dask.distributed takes a second to import; only the batch needs it, not the loaders
+    from dask.distributed import Client, LocalCluster, as_completed
+
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     (out / STOP_FILE).unlink(missing_ok=True)  # a new run: a stop asked of an earlier batch is done

@@ -35,7 +35,7 @@ def main(argv=None) -> int:
     p_run.add_argument("--timeout", type=float, default=3600, help="seconds per compound")
     p_run.add_argument("--entries", default=None,
                        help="JSON file with a list of entries ({id, structure, meta} or {id, prototype, species}) "
-                            "to compute instead of the built-in plan, e.g. from leanecd.data.jarvis_dft_entries")
+                            "to compute instead of the built-in plan, e.g. from leanecd.jarvis.jarvis_dft_entries")
     p_one = sub.add_parser("one", help="(internal) compute one compound given as JSON")
     p_one.add_argument("entry")
     p_one.add_argument("--out", required=True)

@@ -65,7 +65,7 @@ LABEL_COLUMNS = {
     "wall_s": ("s", "wall time of the compound's calculation"),
     "cpu_s": ("s", "CPU time of the compound's single-threaded process (empty where not recorded, protocol 0.1.0)"),
     "n_scf": ("", "SCF calculations run"),
-    "protocol": ("", "protocol version the record was computed with (PROTOCOL_HISTORY)"),
+    "protocol": ("", "protocol version the record was computed with (book/changelog.md)"),
     "scan_offset": ("1", "V0 / (centre of the fitted volumes) − 1"),
 }
 
