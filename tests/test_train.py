@@ -20,7 +20,6 @@ from leanecd.train import (
     TrainConfig,
     device_select,
     fit,
-    kfold_indices,
     load_checkpoint_model,
     main,
     mae,
@@ -29,9 +28,8 @@ from leanecd.train import (
     protocol,
     read_history,
     resolve_config,
-    split_indices,
-    train_subset,
 )
+from leanecd.splits import kfold_indices, split_indices, train_subset
 
 matplotlib.use("Agg")
 
