@@ -90,7 +90,7 @@ def test_random_forest_beats_mean_on_an_easy_relation(tmp_path):
     rf = B.run_baseline("rf", table, ["bulk_modulus_GPa"], split, out_dir=tmp_path / "rf")
     mean = B.run_baseline("mean", table, ["bulk_modulus_GPa"], split, out_dir=tmp_path / "mean")
     assert rf.metrics["test_mae"]["bulk_modulus_GPa"] < 0.5 * mean.metrics["test_mae"]["bulk_modulus_GPa"]
-    # written in the run layout: metrics.table2 reads it, metrics.json equals the recomputation
+    # written in the run layout: tables.table2 reads it, metrics.json equals the recomputation
     back = R.read_run(tmp_path / "rf")
     assert back.kind == "baseline" and back.model == "rf"
     R.check_run(back, atol=1e-12)
