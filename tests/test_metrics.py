@@ -339,6 +339,30 @@ def test_stored_results_are_recomputable(run_dir):
     for target in run.targets:
         col = (registry.model_label(run.model), registry.target_label(target), "ours")
         assert t.loc["Test-MAE", col] == pytest.approx(run.metrics["test_mae"][target], abs=1e-9)
+    # splits.json names the compounds that predictions.csv has in each split
+    assert sorted(run.splits["trainval_ids"]) == run.ids("train")
+    assert sorted(run.splits["test_ids"]) == run.ids("test")
+
+
+def test_splits_without_ids_are_refused_naming_the_file(tmp_path):
+    d = write_run(tmp_path / "old", synthetic_rows(folds=0))
+    (d / "splits.json").write_text(json.dumps({"n_samples": 3, "subset": [0, 1, 2], "trainval": [0, 1],
+                                               "test": [2], "folds": []}))
+    with pytest.raises(FileFormatError, match=r"old/splits.json.*no compound ids"):
+        R.read_run(d)
+
+
+def test_alias_target_names_are_canonical_when_read(tmp_path):
+    rows = [(i, s, f, "bulk_modulus", yt, yp) for i, s, f, _, yt, yp in synthetic_rows(folds=3)]
+    d = write_run(tmp_path / "old-names", rows, targets=("bulk_modulus",), folds=3)
+    stored = (d / "metrics.json").read_text()
+    (d / "metrics.json").write_text(stored.replace('"bulk_modulus_GPa"', '"bulk_modulus"'))  # as old runs spell it
+    assert '"bulk_modulus_GPa"' not in (d / "metrics.json").read_text()
+    run = R.read_run(d)
+    assert run.targets == ["bulk_modulus_GPa"] and set(run.predictions["target"]) == {"bulk_modulus_GPa"}
+    assert set(run.metrics["cv_mae"]) == set(run.metrics["cv_mae_per_fold"]) == {"bulk_modulus_GPa"}
+    R.check_run(run)
+    assert ("A", "bulk_modulus_GPa") in R.select_runs([run])
 
 
 def test_runs_on_other_data_are_named(tmp_path):

@@ -235,6 +235,27 @@ def test_resume_refuses_different_settings_and_broken_checkpoint(tmp_path):
         fit(X, y, cfg, tmp_path / "run", progress=False)
 
 
+def test_old_run_directory_with_alias_targets_and_no_split_ids_resumes(tmp_path):
+    """A run written before the canonical default (``bulk_modulus``) and before splits.json held ids."""
+    from leanecd.runs import SPLIT_ID_KEYS, read_run
+
+    X, y = synthetic(n=20)
+    old = TrainConfig(model="A", targets=("bulk_modulus",), epochs=1, folds=0, batch_size=8, mode="full")
+    first = fit(X, y, old, tmp_path / "run", progress=False)
+    path = tmp_path / "run" / "splits.json"
+    splits = json.loads(path.read_text())
+    path.write_text(json.dumps({k: v for k, v in splits.items() if k not in SPLIT_ID_KEYS}))
+    assert TrainConfig().targets == ("bulk_modulus_GPa",)
+    again = fit(X, y, TrainConfig(model="A", epochs=1, folds=0, batch_size=8, mode="full"), tmp_path / "run",
+                progress=False)
+    assert again.metrics["test_mae"]["bulk_modulus_GPa"] == first.metrics["test_mae"]["bulk_modulus"]
+    assert json.loads(path.read_text()) == splits
+    assert read_run(tmp_path / "run").targets == ["bulk_modulus_GPa"]
+    with pytest.raises(LeanECDError, match="different settings"):
+        fit(X, y, TrainConfig(model="A", targets=("total_energy",), epochs=1, folds=0, batch_size=8, mode="full"),
+            tmp_path / "run", progress=False)
+
+
 def test_bad_targets_are_refused(tmp_path):
     X, y = synthetic(n=20)
     y[3] = np.nan
