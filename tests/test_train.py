@@ -16,6 +16,7 @@ import pytest
 import torch
 
 from leanecd.errors import FileFormatError, LeanECDError
+from leanecd.splits import kfold_indices, split_indices, train_subset
 from leanecd.train import (
     TrainConfig,
     device_select,
@@ -29,7 +30,6 @@ from leanecd.train import (
     read_history,
     resolve_config,
 )
-from leanecd.splits import kfold_indices, split_indices, train_subset
 
 matplotlib.use("Agg")
 
