@@ -44,6 +44,7 @@ import torch
 
 from leanecd import foldstack, train
 from leanecd.models import Standardized, build_model
+from leanecd.splits import split_indices
 from leanecd.train import TrainConfig, fit, load_checkpoint_model, main, read_history
 from test_train import GRID, synthetic
 
@@ -225,7 +226,7 @@ def test_stacked_training_matches_the_sequential_runs(tmp_path, data, case, prec
     model, mean, std = load_checkpoint_model(tmp_path / "stacked" / "final" / "last.pt")
     if CASES[case].get("input_norm"):
         assert isinstance(model, Standardized)
-    _, test = train.split_indices(41, 0)
+    _, test = split_indices(41, 0)
     with torch.no_grad():
         out = model(torch.from_numpy(X[test]).unsqueeze(1)).numpy()[:, 0] * std[0] + mean[0]
     rows = (tmp_path / "stacked" / "predictions.csv").read_text().splitlines()[1:]

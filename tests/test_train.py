@@ -16,11 +16,11 @@ import pytest
 import torch
 
 from leanecd.errors import FileFormatError, LeanECDError
+from leanecd.splits import kfold_indices, split_indices, train_subset
 from leanecd.train import (
     TrainConfig,
     device_select,
     fit,
-    kfold_indices,
     load_checkpoint_model,
     main,
     mae,
@@ -29,8 +29,6 @@ from leanecd.train import (
     protocol,
     read_history,
     resolve_config,
-    split_indices,
-    train_subset,
 )
 
 matplotlib.use("Agg")
@@ -235,6 +233,27 @@ def test_resume_refuses_different_settings_and_broken_checkpoint(tmp_path):
     (tmp_path / "run" / "final" / "last.pt").write_bytes(b"not a checkpoint")
     with pytest.raises(FileFormatError, match="last.pt"):
         fit(X, y, cfg, tmp_path / "run", progress=False)
+
+
+def test_old_run_directory_with_alias_targets_and_no_split_ids_resumes(tmp_path):
+    """A run written before the canonical default (``bulk_modulus``) and before splits.json held ids."""
+    from leanecd.runs import SPLIT_ID_KEYS, read_run
+
+    X, y = synthetic(n=20)
+    old = TrainConfig(model="A", targets=("bulk_modulus",), epochs=1, folds=0, batch_size=8, mode="full")
+    first = fit(X, y, old, tmp_path / "run", progress=False)
+    path = tmp_path / "run" / "splits.json"
+    splits = json.loads(path.read_text())
+    path.write_text(json.dumps({k: v for k, v in splits.items() if k not in SPLIT_ID_KEYS}))
+    assert TrainConfig().targets == ("bulk_modulus_GPa",)
+    again = fit(X, y, TrainConfig(model="A", epochs=1, folds=0, batch_size=8, mode="full"), tmp_path / "run",
+                progress=False)
+    assert again.metrics["test_mae"]["bulk_modulus_GPa"] == first.metrics["test_mae"]["bulk_modulus"]
+    assert json.loads(path.read_text()) == splits
+    assert read_run(tmp_path / "run").targets == ["bulk_modulus_GPa"]
+    with pytest.raises(LeanECDError, match="different settings"):
+        fit(X, y, TrainConfig(model="A", targets=("total_energy",), epochs=1, folds=0, batch_size=8, mode="full"),
+            tmp_path / "run", progress=False)
 
 
 def test_bad_targets_are_refused(tmp_path):

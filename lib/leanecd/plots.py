@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import registry
 from .field import ECDField
+from .metrics import fraction_above, fraction_below, mae, per_sample_nmae
+from .registry import model_label, target_label, target_unit
 
 __all__ = ["field_slices", "field_isosurface", "label_histograms", "spacegroup_bars", "grid_plane",
            "primitive_samples_on_cube_plane", "primitive_outline_on_cube", "density_norm", "cell_transform",
-           "renormalization", "selection_histograms", "MODEL_COLORS", "model_color"]
+           "renormalization", "selection_histograms", "model_color"]
 
 
 def field_slices(field: ECDField, index: int | None = None, cmap: str = "viridis", title: str | None = None):
@@ -381,12 +384,10 @@ def _predictions_of(predictions, target, split):
 def parity_plot(predictions, target: str, ax=None, splits=("train", "test"), title: str | None = None):
     """Paper Fig. 5: predicted vs DFT value of ``target``, test (red) over train (blue).
 
-    ``predictions``: the long-format DataFrame of a run (:func:`leanecd.metrics.read_run`).
+    ``predictions``: the long-format DataFrame of a run (:func:`leanecd.runs.read_run`).
     The legend gives each split's MAE (target units) and size. Returns the Axes.
     """
     import matplotlib.pyplot as plt
-
-    from .metrics import mae, target_label
 
     if ax is None:
         _, ax = plt.subplots(figsize=(4.6, 4.4), constrained_layout=True)
@@ -419,8 +420,6 @@ def parity_plot(predictions, target: str, ax=None, splits=("train", "test"), tit
 def parity_plotly(predictions, target: str, table=None, splits=("train", "test"), title: str | None = None):
     """Interactive parity plot: hover shows the compound id, formula and prototype (from ``table``), values and error."""
     import plotly.graph_objects as go
-
-    from .metrics import target_label, target_unit
 
     unit = target_unit(target)
     fig = go.Figure()
@@ -468,8 +467,6 @@ def nmae_histogram(predictions, target: str, split: str = "test", ax=None, bins=
     """
     import matplotlib.pyplot as plt
 
-    from .metrics import fraction_above, fraction_below, per_sample_nmae, target_label
-
     if ax is None:
         _, ax = plt.subplots(figsize=(4.6, 3.4), constrained_layout=True)
     p = _predictions_of(predictions, target, split)
@@ -494,22 +491,18 @@ def nmae_histogram(predictions, target: str, split: str = "test", ax=None, bins=
 __all__ += ["learning_curve"]
 
 
-#: One colour per model or baseline, the same in every figure of the book.
-MODEL_COLORS = {"A": "tab:blue", "B": "tab:orange", "C": "tab:purple", "mean": "0.45", "rf": "tab:green",
-                "ridge": "tab:brown", "zhao": "tab:red", "mirzaee": "tab:pink"}
-
-
 def model_color(model: str) -> str:
-    """The colour of ``model`` in every figure (:data:`MODEL_COLORS`; black if unknown)."""
-    return MODEL_COLORS.get(model, "black")
+    """The colour of ``model`` in every figure (its :data:`leanecd.registry.MODELS` entry; black if unknown)."""
+    m = registry.MODELS.get(model)
+    return m.color if m else "black"
 
 
 def learning_curve(df, title: str | None = None):
     """Test MAE against the number of training compounds, log–log, one panel per target.
 
-    ``df``: the frame of :func:`leanecd.metrics.learning_curve` and/or
+    ``df``: the frame of :func:`leanecd.tables.learning_curve` and/or
     :func:`leanecd.baselines.learning_curve` (epochs ``None``); one line per model and
-    epochs in each panel, in the model's colour (:data:`MODEL_COLORS`), a marker per
+    epochs in each panel, in the model's colour (:func:`model_color`), a marker per
     run, the x ticks at the training-set sizes. A collapsed run (column ``collapsed``:
     it predicts about one value) is drawn as a cross and no line passes through it.
     On log–log axes a power law MAE ∝ n^(−a) is a straight line. (Not to be confused
@@ -525,8 +518,6 @@ def learning_curve(df, title: str | None = None):
 
         def __call__(self, x, pos=None):
             return f"{x:g}" if super().__call__(x, pos) else ""
-
-    from .metrics import model_label, target_label
 
     targets = list(dict.fromkeys(df["target"]))
     fig, axes = plt.subplots(1, max(1, len(targets)), figsize=(5.2 * max(1, len(targets)), 3.8),

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from .errors import LeanECDError
 
 __all__ = ["Model", "Target", "Source", "MODELS", "TARGETS", "SOURCES", "model", "target", "source",
-           "canonical_target", "model_names"]
+           "canonical_target", "model_names", "model_label", "target_label", "target_unit"]
 
 
 @dataclass(frozen=True)
@@ -35,6 +35,7 @@ class Model:
     ``kind``: ``"lean"`` (the paper's Models A–C, on autocorrelations), ``"raw-density"``
     (the heavy 3-D CNN baselines, on ρ itself) or ``"baseline"`` (no network).
     ``printed_parameters``: the count printed in Table 1 of the paper, if any.
+    ``inputs``: what the model sees, as Table 3 says it (default by ``kind``).
     """
 
     name: str
@@ -42,6 +43,13 @@ class Model:
     kind: str
     color: str
     printed_parameters: int | None = None
+    inputs: str | None = None
+
+    @property
+    def input(self) -> str:
+        """What the model sees (Table 3's "input" column)."""
+        default = {"lean": "F_r (autocorrelation)", "raw-density": "ρ_s (raw density)"}.get(self.kind, "none")
+        return self.inputs or default
 
     @property
     def is_network(self) -> bool:
@@ -55,8 +63,9 @@ MODELS: dict[str, Model] = {m.name: m for m in (
     Model("B", "Model B", "lean", "tab:orange", 310_201),
     Model("C", "Model C", "lean", "tab:purple", 80_834),
     Model("mean", "training mean", "baseline", "0.45"),
-    Model("rf", "random forest (composition)", "baseline", "tab:green"),
-    Model("ridge", "ridge on the autocorrelation (linear)", "baseline", "tab:brown"),
+    Model("rf", "random forest (composition)", "baseline", "tab:green", inputs="composition"),
+    Model("ridge", "ridge on the autocorrelation (linear)", "baseline", "tab:brown",
+          inputs="F_r (autocorrelation, every 5th point)"),
     Model("zhao", "Zhao et al. 3D-CNN (raw ρ)", "raw-density", "tab:red", 2_360_736),
     Model("mirzaee", "Mirzaee et al. 3D-CNN (raw ρ)", "raw-density", "tab:pink", 2_129_672),
 )}
@@ -76,6 +85,12 @@ def model(name: str) -> Model:
         return MODELS[str(name)]
     except KeyError:
         raise LeanECDError(f"unknown model {name!r}; known: {', '.join(MODELS)}") from None
+
+
+def model_label(name: str) -> str:
+    """Display name of a model (``"Model A"``); an unregistered name as it is."""
+    m = MODELS.get(str(name))
+    return m.label if m else str(name)
 
 
 @dataclass(frozen=True)
@@ -99,21 +114,41 @@ TARGETS: dict[str, Target] = {t.name: t for t in (
     Target("energy_per_atom_eV", "total energy", "eV/atom", ("total_energy", "optb88vdw_total_energy")),
 )}
 
-_ALIASES = {alias: t for t in TARGETS.values() for alias in (t.name, *t.aliases)}
+def _aliases() -> dict[str, Target]:
+    """Every spelling -> its target (built on each call, so an entry added to TARGETS counts at once)."""
+    return {alias: t for t in TARGETS.values() for alias in (t.name, *t.aliases)}
 
 
 def target(name: str) -> Target:
     """The registered target spelled ``name`` (canonical name or an alias)."""
     try:
-        return _ALIASES[str(name)]
+        return _aliases()[str(name)]
     except KeyError:
         known = ", ".join(f"{t.name} ({', '.join(t.aliases)})" for t in TARGETS.values())
         raise LeanECDError(f"unknown target {name!r}; known: {known}") from None
 
 
-def canonical_target(name: str) -> str:
-    """``bulk_modulus_GPa`` for ``"bulk_modulus"`` etc.: the canonical column name."""
+def canonical_target(name: str, strict: bool = True) -> str:
+    """``bulk_modulus_GPa`` for ``"bulk_modulus"`` etc.: the canonical column name.
+
+    ``strict=False`` returns an unregistered name unchanged (a label column of the
+    user's own CSV) instead of raising: what readers of run directories use.
+    """
+    if not strict and str(name) not in _aliases():
+        return str(name)
     return target(name).name
+
+
+def target_label(name: str) -> str:
+    """Human label with the unit, e.g. ``"bulk modulus (GPa)"``; an unregistered name as it is."""
+    t = _aliases().get(str(name))
+    return t.label if t else str(name)
+
+
+def target_unit(name: str) -> str:
+    """Unit of a target (``"GPa"``, ``"eV/atom"``); ``""`` for an unregistered name."""
+    t = _aliases().get(str(name))
+    return t.unit if t else ""
 
 
 @dataclass(frozen=True)

@@ -20,9 +20,9 @@ the final fit on the 90 % (train- and test-MAE, no CV-MAE); ``metrics.json`` say
 in its ``protocol`` entry, so such a run is not mistaken for the full protocol.
 
 Learning curves: ``train_fraction=f`` (CLI ``--train-fraction``) trains on a nested
-subset of the 90 % train+CV part (:func:`train_subset`) and keeps the test set of the
+subset of the 90 % train+CV part (:func:`leanecd.splits.train_subset`) and keeps the test set of the
 full run with the same seed and data, so test-MAEs at different fractions are
-comparable (:func:`leanecd.metrics.learning_curve`).
+comparable (:func:`leanecd.tables.learning_curve`).
 
 Weights reported: every fit trains for the fixed number of epochs. The final fit has
 no validation set, so its model is the one after the last epoch (``best.pt`` =
@@ -37,8 +37,9 @@ see :func:`protocol`.
 
 Run directory
 -------------
-``config.json`` (settings, shortcuts, provenance), ``splits.json`` (sample indices;
-``trainval`` is the reduced set when ``train_fraction`` < 1),
+Written through :mod:`leanecd.runs`: ``config.json`` (settings, shortcuts, provenance),
+``splits.json`` (sample indices and compound ids; ``trainval`` is the reduced set when
+``train_fraction`` < 1),
 ``metrics.json``, ``predictions.csv`` (id, split, fold, target, y_true, y_pred in
 physical units), and one sub-directory per training run, ``fold-1`` … ``fold-K`` and
 ``final``, each with ``best.pt``, ``last.pt`` (weights, optimizer, scheduler, epoch,
@@ -80,12 +81,14 @@ import numpy as np
 import torch
 from torch import nn
 
-from . import __version__, cpupath
+from . import __version__, cpupath, registry
 from .errors import FileFormatError, LeanECDError
 from .metrics import COLLAPSE_SD_RATIO, is_collapsed, mae, nmae, spread_ratio
 from .models import INPUT_NORMS, Standardized, build_model
+from .runs import read_config, splits_record, write_config, write_metrics, write_predictions, write_splits
 from .settings import SETTINGS, run_mode
-from .store import atomic_path, read_json, write_json
+from .splits import TEST_FRACTION, check_train_fraction, kfold_indices, split_indices, train_subset
+from .store import atomic_path
 
 __all__ = [
     "TrainConfig",
@@ -95,9 +98,6 @@ __all__ = [
     "OPEN_CHOICES",
     "resolve_config",
     "device_select",
-    "split_indices",
-    "kfold_indices",
-    "train_subset",
     "mae",
     "nmae",
     "fit",
@@ -189,7 +189,7 @@ class TrainConfig:
     ``train_fraction`` (0 < f ≤ 1: the fraction of the 90 % train+CV part used for
     training, for learning curves; the test set is unchanged, the same as the full
     run's with the same seed and data, so runs at different fractions are
-    comparable; the subsets are nested (:func:`train_subset`), and the CV folds, if
+    comparable; the subsets are nested (:func:`leanecd.splits.train_subset`), and the CV folds, if
     any, split the reduced set). Order of the selections: ``max_samples`` subset,
     then the test split, then ``train_fraction``. ``input_norm``, ``warmup_epochs``:
     what the paper leaves open (default :data:`OPEN_CHOICES`). ``cpu_path``: on a CPU,
@@ -202,7 +202,7 @@ class TrainConfig:
     """
 
     model: str = "A"
-    targets: tuple[str, ...] = ("bulk_modulus",)
+    targets: tuple[str, ...] = ("bulk_modulus_GPa",)
     epochs: int | None = None
     batch_size: int | None = None
     lr: float | None = None
@@ -212,7 +212,7 @@ class TrainConfig:
     dropout: float = 0.0
     seed: int = SETTINGS.seed
     folds: int | None = None
-    test_fraction: float = 0.1
+    test_fraction: float = TEST_FRACTION
     max_samples: int | None = None
     device: str | None = None
     amp: bool | None = None
@@ -251,7 +251,7 @@ def resolve_config(config: TrainConfig) -> tuple[TrainConfig, list[str]]:
         values["folds"] = 0
         shortcuts.append(f"final fit only: no {full['folds']}-fold cross-validation (the paper's protocol runs it "
                          "before the final fit), so there is no CV-MAE")
-    fraction = _check_train_fraction(config.train_fraction)
+    fraction = check_train_fraction(config.train_fraction)
     if fraction < 1:
         shortcuts.append(f"train_fraction {fraction}: trains on a nested {fraction:.4g} share of the 90 % train+CV "
                          "part (a learning-curve point); the test set is the full run's")
@@ -286,65 +286,6 @@ def resolve_config(config: TrainConfig) -> tuple[TrainConfig, list[str]]:
     if resolved.epochs < 1 or resolved.batch_size < 1:
         raise LeanECDError("epochs and batch_size must be >= 1")
     return resolved, shortcuts
-
-
-# --------------------------------------------------------------------------- splits
-
-
-def split_indices(n: int, seed: int = SETTINGS.seed, test_fraction: float = 0.1) -> tuple[np.ndarray, np.ndarray]:
-    """Split ``range(n)`` into (train+CV, test) index arrays, sorted, by a fixed seed.
-
-    The test set holds ``round(test_fraction * n)`` samples (10 % by default).
-    """
-    if n < 2:
-        raise LeanECDError(f"need at least 2 samples to split, got {n}")
-    n_test = int(round(test_fraction * n))
-    n_test = min(max(n_test, 1 if test_fraction > 0 else 0), n - 1)
-    perm = np.random.default_rng(seed).permutation(n)
-    return np.sort(perm[n_test:]), np.sort(perm[:n_test])
-
-
-def kfold_indices(indices: Sequence[int] | int, folds: int, seed: int = SETTINGS.seed) -> list[tuple[np.ndarray, np.ndarray]]:
-    """K-fold partition of ``indices`` (or ``range(indices)``): list of (train, val) pairs.
-
-    Validation sets are disjoint, cover ``indices`` exactly once, and differ in size by
-    at most one; the assignment is shuffled by ``seed``.
-    """
-    idx = np.arange(indices) if isinstance(indices, int | np.integer) else np.asarray(indices, dtype=np.int64)
-    if folds < 2 or folds > len(idx):
-        raise LeanECDError(f"folds must be between 2 and the number of samples ({len(idx)}), not {folds}")
-    perm = np.random.default_rng(seed + 7919).permutation(len(idx))
-    chunks = np.array_split(perm, folds)
-    out = []
-    for k in range(folds):
-        val = np.sort(idx[chunks[k]])
-        train = np.sort(idx[np.concatenate([chunks[j] for j in range(folds) if j != k])])
-        out.append((train, val))
-    return out
-
-
-def _check_train_fraction(fraction) -> float:
-    if isinstance(fraction, bool) or not isinstance(fraction, int | float | np.floating) or not 0 < fraction <= 1:
-        raise LeanECDError(f"train_fraction must be a number with 0 < train_fraction <= 1, not {fraction!r}")
-    return float(fraction)
-
-
-def train_subset(trainval: Sequence[int], fraction: float, seed: int = SETTINGS.seed) -> np.ndarray:
-    """The first ``round(fraction * len(trainval))`` of a seeded permutation of ``trainval``, sorted.
-
-    The permutation depends on ``seed`` and ``trainval`` only, so the subsets are
-    nested: a smaller fraction's subset lies inside a larger one's. ``fraction = 1``
-    returns ``trainval`` itself. At least 2 samples must remain.
-    """
-    idx = np.asarray(trainval, dtype=np.int64)
-    if _check_train_fraction(fraction) == 1:
-        return idx
-    n_keep = int(round(fraction * len(idx)))
-    if n_keep < 2:
-        raise LeanECDError(f"train_fraction {fraction} of {len(idx)} train+CV samples leaves {n_keep}; "
-                           "need at least 2 training samples")
-    perm = np.random.default_rng(seed + 1_299_709).permutation(len(idx))
-    return np.sort(idx[perm[:n_keep]])
 
 
 # --------------------------------------------------------------------------- metrics
@@ -928,20 +869,15 @@ def fit(X, y, config: TrainConfig, run_dir: str | os.PathLike, ids: Sequence | N
     config_path = run_dir / "config.json"
     cfg_dict = cfg.to_dict()
     if config_path.exists():
-        old = read_json(config_path)["config"]
-        old = {**_RESUME_DEFAULTS, **old}
-        changed = [k for k in _RESUME_KEYS if old.get(k) != cfg_dict.get(k)]
+        old = {**_RESUME_DEFAULTS, **read_config(config_path)["config"]}
+        new = {**cfg_dict, "targets": [registry.canonical_target(t, strict=False) for t in cfg.targets]}
+        changed = [k for k in _RESUME_KEYS if old.get(k) != new.get(k)]
         if changed:
             raise LeanECDError(f"{config_path}: run directory holds a run with different settings "
                                f"({', '.join(f'{k}: {old.get(k)!r} -> {cfg_dict.get(k)!r}' for k in changed)}); "
                                "use a new run directory")
-    splits = {"n_samples": int(n), "subset": subset.tolist(), "trainval": subset[trainval].tolist(),
-              "test": subset[test].tolist(), "folds": [subset[v].tolist() for _, v in folds]}
-    splits_path = run_dir / "splits.json"
-    if splits_path.exists() and read_json(splits_path) != splits:
-        raise LeanECDError(f"{splits_path}: the run directory was made with different data or splits; use a new run directory")
-    write_json(splits_path, splits)
-    write_json(config_path, {"config": cfg_dict, "shortcuts": shortcuts, "provenance": prov,
+    write_splits(run_dir, splits_record(ids, subset, trainval, test, [v for _, v in folds]))
+    write_config(run_dir, {"config": cfg_dict, "shortcuts": shortcuts, "provenance": prov,
                              "data": {"n_samples": int(n), "n_used": int(len(subset)), "input_shape": list(X.shape[1:]),
                                       "targets": list(cfg.targets)}})
 
@@ -980,7 +916,11 @@ def fit(X, y, config: TrainConfig, run_dir: str | os.PathLike, ids: Sequence | N
         if split_name == "test" and len(idx) > 1:
             spread = spread_ratio(ys[idx], p)
 
-    _write_predictions(run_dir / "predictions.csv", pred_rows, ids[subset], ys, cfg.targets)
+    used_ids = ids[subset]
+    write_predictions(run_dir / "predictions.csv",
+                      ((used_ids[i], split_name, fold, t, ys[i, j], pred[r, j])
+                       for split_name, fold, idx, pred in pred_rows for r, i in enumerate(idx)
+                       for j, t in enumerate(cfg.targets)))
 
     def per_target(values):
         return None if values is None else {t: float(v) for t, v in zip(cfg.targets, np.atleast_1d(values))}
@@ -1014,7 +954,7 @@ def fit(X, y, config: TrainConfig, run_dir: str | os.PathLike, ids: Sequence | N
         "wall_time_s_this_call": time.perf_counter() - t_start,
         "provenance": prov,
     }
-    write_json(run_dir / "metrics.json", metrics)
+    write_metrics(run_dir, metrics)
     return FitResult(metrics=metrics, run_dir=run_dir, final=final, folds=fold_runs)
 
 
@@ -1039,18 +979,6 @@ def _protocol_label(cfg: TrainConfig, n_samples: int | None = None) -> str:
     if differ:
         label += "; differs from the paper's protocol in " + ", ".join(differ)
     return label
-
-
-def _write_predictions(path: Path, rows, ids, y, targets) -> None:
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
-    w.writerow(["id", "split", "fold", "target", "y_true", "y_pred"])
-    for split_name, fold, idx, pred in rows:
-        for r, i in enumerate(idx):
-            for j, t in enumerate(targets):
-                w.writerow([ids[i], split_name, "" if fold is None else fold, t, repr(float(y[i, j])), repr(float(pred[r, j]))])
-    with atomic_path(path) as tmp:
-        tmp.write_text(buf.getvalue())
 
 
 # --------------------------------------------------------------------------- plots
@@ -1144,7 +1072,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         python -m leanecd.train --model A --target bulk_modulus --features X.npy --labels labels.csv --run-dir r
     """
     ap = argparse.ArgumentParser(prog="leanecd-train", description=__doc__.split("\n")[0])
-    ap.add_argument("--model", default="A", choices=["A", "B", "C", "zhao", "mirzaee"])
+    ap.add_argument("--model", default="A", choices=registry.model_names("network"))
     ap.add_argument("--target", action="append", required=True,
                     help="target column (repeat for multi-output, e.g. Model C); with --dataset embedded: "
                          "bulk_modulus_GPa, energy_per_atom_eV")
