@@ -45,7 +45,6 @@ from leanecd.correlations import autocorrelation, autocorrelation_grid  # noqa: 
 from leanecd.io import ECDField  # noqa: E402
 from leanecd.lattice import find_cubic_cell  # noqa: E402
 
-
 # --------------------------------------------------------------------------- fields
 
 

@@ -25,10 +25,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-import numpy as np
-
-from leanecd.features import dataset_features
 from leanecd.data import load_dataset
+from leanecd.features import dataset_features
 from leanecd.store import atomic_path
 from leanecd.train import TrainConfig, fit, read_history
 

@@ -26,7 +26,6 @@ from urllib.parse import urljoin, urlparse
 
 import pytest
 import yaml
-
 from test_reader_text import HISTORY_PAGES, visible_text_hits
 
 ROOT = Path(__file__).resolve().parents[1]

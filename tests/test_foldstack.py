@@ -41,12 +41,12 @@ import json
 import numpy as np
 import pytest
 import torch
+from test_train import GRID, synthetic
 
 from leanecd import foldstack, train
 from leanecd.models import Standardized, build_model
 from leanecd.splits import split_indices
 from leanecd.train import TrainConfig, fit, load_checkpoint_model, main, read_history
-from test_train import GRID, synthetic
 
 RUNS = ("fold-1", "fold-2", "fold-3", "final")
 

@@ -71,8 +71,16 @@ from . import registry
 from .composition import composition_feature_table
 from .errors import FileFormatError, LeanECDError
 from .metrics import recompute
-from .runs import (PREDICTION_COLUMNS, Run, read_config, read_run, write_config, write_metrics, write_predictions,
-                   write_splits)
+from .runs import (
+    PREDICTION_COLUMNS,
+    Run,
+    read_config,
+    read_run,
+    write_config,
+    write_metrics,
+    write_predictions,
+    write_splits,
+)
 from .settings import SETTINGS
 from .splits import TEST_FRACTION, Split, split_indices, train_subset
 from .tables import LEARNING_CURVE_COLUMNS
@@ -235,9 +243,9 @@ def run_baseline(name: str, table: pd.DataFrame, targets: Sequence[str], split: 
     preds["y_true"] = preds["y_true"].astype(float)
     preds["y_pred"] = preds["y_pred"].astype(float)
     metrics = recompute(preds)
-    from .train import provenance
-
     import torch
+
+    from .train import provenance
 
     prov = provenance(torch.device("cpu"), dataset_version, dataset_name)
     prov["device_name"] = "cpu (scikit-learn)" if name in ("rf", "ridge") else "cpu (numpy)"

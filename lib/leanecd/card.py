@@ -77,7 +77,7 @@ def _size_line(out: Path, n: int) -> str:
             f"{per * 1410 / 1e6:.0f} MB at the paper's 1,410)")
 
 
-def core_seconds(table) -> "pandas.Series":
+def core_seconds(table) -> pandas.Series:
     """Core-seconds of each compound of a labels table: ``cpu_s`` where recorded, else ``wall_s``."""
     import pandas as pd
 
@@ -85,7 +85,7 @@ def core_seconds(table) -> "pandas.Series":
     return cpu.fillna(table["wall_s"]).astype(float)
 
 
-def cost_table(table) -> "pandas.DataFrame":
+def cost_table(table) -> pandas.DataFrame:
     """Core-seconds per compound by prototype, from a labels table (``load_dataset("embedded").table``).
 
     A compound's core-seconds are its process's CPU seconds (``cpu_s``; one core per
@@ -115,7 +115,7 @@ def units_table() -> str:
     return "\n".join(["| column | unit | meaning |", "|---|---|---|", *rows])
 
 
-def composition_gap(recs: list[dict]) -> "pandas.DataFrame":
+def composition_gap(recs: list[dict]) -> pandas.DataFrame:
     """Compounds by number of elements, ours (from ``recs``) against the paper's
     (``dft.PAPER_COMPOSITION``), with each share in %. Index: unary, binary, …"""
     import pandas as pd
@@ -213,7 +213,7 @@ def _cells_per_cube(cid: str) -> int:
     return 4 if proto is not None and proto.lattice == "fcc" else 1
 
 
-def convergence_table(root: str | os.PathLike = "data/convergence") -> "pandas.DataFrame":
+def convergence_table(root: str | os.PathLike = "data/convergence") -> pandas.DataFrame:
     """One row per file ``<root>/<id>/<ecut>eV-k<kd>.json`` of the convergence study.
 
     Columns: id, kind, ecut_eV, kpt_density, reference, a0_A (Å), B_GPa, Bprime,
@@ -277,7 +277,7 @@ VALIDATION_TARGETS = {"B": 0.05, "a0": 0.005}
 
 
 def validation_table(root: str | os.PathLike = "data/embedded",
-                     convergence: str | os.PathLike | None = None) -> "pandas.DataFrame":
+                     convergence: str | os.PathLike | None = None) -> pandas.DataFrame:
     """The stored labels against independent references: the Δ-project's elements, the audit's
     scans and the convergence study's reference runs (``convergence``, default ``<root>/../convergence``).
     One row per (compound, reference): stored and reference a0 (Å) and B (GPa), deviations (%),
@@ -307,7 +307,7 @@ def validation_table(root: str | os.PathLike = "data/embedded",
                                        "ref_B_GPa", "dB_%", "within", "reliability"])
 
 
-def spin_probes(root: str | os.PathLike = "data/embedded") -> "pandas.DataFrame":
+def spin_probes(root: str | os.PathLike = "data/embedded") -> pandas.DataFrame:
     """The spin probes of stored compounds (``probes/<id>@<protocol>.json``, :func:`leanecd.dft.probe_plan`):
     id, largest local and total moment (μB), whether a moment was found, CPU seconds; and how many
     compounds still wait for one (``.attrs["waiting"]``)."""
@@ -322,7 +322,7 @@ def spin_probes(root: str | os.PathLike = "data/embedded") -> "pandas.DataFrame"
     return df
 
 
-def failure_status(root: str | os.PathLike = "data/embedded") -> "pandas.DataFrame":
+def failure_status(root: str | os.PathLike = "data/embedded") -> pandas.DataFrame:
     """Every compound that failed a gate, with the first reason and what its retry did: ``retry``
     (the start tried, or the start :func:`leanecd.dft.retry_plan` would try), ``retry_result``
     (``stored`` when the retry gave a record, ``failed: <reason>``, or ``not run``)."""

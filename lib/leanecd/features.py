@@ -39,9 +39,10 @@ import os
 import re
 import time
 import warnings
-from dataclasses import dataclass, field as dc_field
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from dataclasses import field as dc_field
 from pathlib import Path
-from typing import Callable, Iterable
 
 import numpy as np
 

@@ -121,7 +121,7 @@ class DFTSettings:
     #: starting moments of successive magnetic atoms alternate in sign (a retry's antiferromagnetic start)
     antiferro: bool = False
 
-    def for_species(self, symbols) -> "DFTSettings":
+    def for_species(self, symbols) -> DFTSettings:
         """These settings resolved for one compound: ``ecut_eV`` is ``hard_ecut_eV`` if it holds a hard
         element, ``kpt_density`` is ``element_kpt_density`` if it has one element only."""
         out = self
