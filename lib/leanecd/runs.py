@@ -277,7 +277,7 @@ class Run:
             device = f"{device}, {cpu['chosen']}"
         lr = self.settings.get("lr")
         lr = ("n/a" if self.kind == "baseline" or lr is None
-              else f"{lr:g}" + ("" if lr == 5e-3 else " (paper: 5e-3; ours)"))
+              else (f"{lr:g}" + ("" if lr == 5e-3 else " (paper: 5e-3; ours)")))
         norm = self.settings.get("input_norm") or "none"
         inputs = "n/a" if self.kind == "baseline" else ("raw" if norm == "none" else f"standardised ({norm}; ours)")
         return {
