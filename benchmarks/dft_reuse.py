@@ -63,7 +63,8 @@ def main(prototype: str, species: str, a_guess: str, *flags: str) -> int:
     print(f"{cid}: largest |ΔE| = {1000 * worst:.4f} meV per cell; "
           f"{t0:.1f} → {t1:.1f} CPU-s for {len(steps)} SCFs ({100 * (t1 / t0 - 1):+.1f} %)")
     write_json(Path(__file__).resolve().parent / "output" / f"dft_reuse-{cid}.json",
-               {"id": cid, "spin_polarized": spin, "kpts": kpts, "runs": runs, "max_abs_dE_eV": worst, "cpu_s_scratch": t0, "cpu_s_reuse": t1})
+               {"id": cid, "spin_polarized": spin, "kpts": kpts, "runs": runs, "max_abs_dE_eV": worst,
+                "cpu_s_scratch": t0, "cpu_s_reuse": t1})
     return 0
 
 

@@ -202,7 +202,8 @@ RESUME_SCRIPT = textwrap.dedent("""
     import json, sys
     from dataclasses import replace
     from leanecd import dft
-    settings = dft.DFTSettings(**{k: tuple(v) if isinstance(v, list) else v for k, v in json.loads(sys.argv[2]).items()})
+    settings = dft.DFTSettings(**{k: tuple(v) if isinstance(v, list) else v
+                                  for k, v in json.loads(sys.argv[2]).items()})
     entries = json.loads(sys.argv[3])
     dft.run_batch(sys.argv[1], workers=1, settings=settings, entries=entries, progress=False)
 """)
@@ -525,7 +526,8 @@ def test_a_failed_fit_keeps_the_scan_that_failed_it(tmp_path, monkeypatch):
     assert res["status"] == "failed" and "fit residual" in res["reason"]
     fail = json.loads((tmp_path / "failures" / "Al-fcc.json").read_text())
     d = fail["details"]
-    assert len(d["eos_volumes_A3"]) == len(d["eos_energies_eV"]) == len(d["eos_used"]) == len(d["max_local_moments_muB"])
+    assert (len(d["eos_volumes_A3"]) == len(d["eos_energies_eV"]) == len(d["eos_used"])
+            == len(d["max_local_moments_muB"]))
     assert sum(d["eos_used"]) >= 5 and not d["spin_polarized"] and fail["protocol"] == dft.DATASET_VERSION
     jump = [e - birchmurnaghan(v, -3.0, 100 * GPa, 4.5, v0) for v, e in zip(d["eos_volumes_A3"], d["eos_energies_eV"])]
     assert max(jump) == pytest.approx(0.06) and min(jump) == pytest.approx(0.0, abs=1e-12)
@@ -621,7 +623,8 @@ def test_settings_per_chemistry_and_magnetism_by_rule(monkeypatch):
     assert s.for_species(["Na", "Cl"]).ecut_eV == s.ecut_eV
     assert dft.SETTINGS_062.for_species(["Li", "F"]).ecut_eV == 450.0
     assert s.for_species(["Ca"]).kpt_density == s.element_kpt_density > s.kpt_density
-    assert s.for_species(["Ca", "O"]).kpt_density == s.kpt_density and s.for_species(["Ca", "O"]).ecut_eV == s.hard_ecut_eV
+    assert (s.for_species(["Ca", "O"]).kpt_density == s.kpt_density
+            and s.for_species(["Ca", "O"]).ecut_eV == s.hard_ecut_eV)
     assert dft.SETTINGS_062.for_species(["Ca"]) == dft.SETTINGS_062
     assert dft.is_magnetic_candidate(["Ti", "F", "F", "F"]) and not dft.is_magnetic_candidate(["Ti", "F"], "list")
     assert not dft.is_magnetic_candidate(["Cu", "Zn"]) and dft.initial_moments(["Fe", "V", "O"]) == [3.0, 1.0, 0.0]

@@ -76,8 +76,8 @@ def write_run(d: Path, rows, model="A", targets=("bulk_modulus_GPa",), epochs=20
         w.writerow(R.PREDICTION_COLUMNS)
         for r in rows:
             w.writerow([r[0], r[1], "" if r[2] is None else r[2], r[3], repr(r[4]), repr(r[5])])
-    prov = {"device": "cpu", "device_name": "cpu (test)", "dataset_name": "synthetic", "dataset_version": dataset_version, "git_commit": "0" * 40,
-            "timestamp_utc": "2026-01-01T00:00:00Z"}
+    prov = {"device": "cpu", "device_name": "cpu (test)", "dataset_name": "synthetic",
+            "dataset_version": dataset_version, "git_commit": "0" * 40, "timestamp_utc": "2026-01-01T00:00:00Z"}
     cfg = {"config": {"model": model, "targets": list(targets), "epochs": epochs, "folds": folds, "mode": mode,
                       "seed": 0, "test_fraction": 0.1, **settings},
            "shortcuts": ["synthetic test run"], "provenance": prov,

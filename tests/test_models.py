@@ -7,7 +7,6 @@ import torch
 from torch import nn
 
 from leanecd.errors import LeanECDError
-from leanecd.registry import MODELS
 from leanecd.models import (
     BASELINE_COUNT_NOTES,
     MODEL_B_COUNT_NOTE,
@@ -17,6 +16,7 @@ from leanecd.models import (
     layer_table,
     mirzaee_printed_count_decomposition,
 )
+from leanecd.registry import MODELS
 
 
 @pytest.mark.parametrize("name, expected", [("A", 80_825), ("C", 80_834), ("B", 310_265)])

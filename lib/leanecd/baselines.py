@@ -71,8 +71,16 @@ from . import registry
 from .composition import composition_feature_table
 from .errors import FileFormatError, LeanECDError
 from .metrics import recompute
-from .runs import (PREDICTION_COLUMNS, Run, read_config, read_run, write_config, write_metrics, write_predictions,
-                   write_splits)
+from .runs import (
+    PREDICTION_COLUMNS,
+    Run,
+    read_config,
+    read_run,
+    write_config,
+    write_metrics,
+    write_predictions,
+    write_splits,
+)
 from .settings import SETTINGS
 from .splits import TEST_FRACTION, Split, split_indices, train_subset
 from .tables import LEARNING_CURVE_COLUMNS
@@ -144,7 +152,8 @@ RIDGE_STEP = 5
 
 
 def autocorrelation_feature_table(ids: Sequence[str], X, step: int = RIDGE_STEP) -> pd.DataFrame:
-    """The ``ridge`` baseline's features: autocorrelations ``X`` (N, n, n, n, e/Å³) on every ``step``-th point, by id."""
+    """The ``ridge`` baseline's features: autocorrelations ``X`` (N, n, n, n, e/Å³) on every
+    ``step``-th point, by id."""
     X = np.asarray(X)
     if X.ndim == 5:
         X = X[:, 0]
@@ -208,7 +217,8 @@ def run_baseline(name: str, table: pd.DataFrame, targets: Sequence[str], split: 
         X = composition_feature_table(table.loc[ids, "formula"])
     elif name == "ridge":
         if features is None:
-            raise LeanECDError("baseline ridge needs the autocorrelations: features=autocorrelation_feature_table(ids, X)")
+            raise LeanECDError("baseline ridge needs the autocorrelations: "
+                               "features=autocorrelation_feature_table(ids, X)")
         missing = [i for i in ids if i not in features.index]
         if missing:
             raise LeanECDError(f"baseline ridge: ids of the split without autocorrelation features: {missing[:5]}")
@@ -235,9 +245,9 @@ def run_baseline(name: str, table: pd.DataFrame, targets: Sequence[str], split: 
     preds["y_true"] = preds["y_true"].astype(float)
     preds["y_pred"] = preds["y_pred"].astype(float)
     metrics = recompute(preds)
-    from .train import provenance
-
     import torch
+
+    from .train import provenance
 
     prov = provenance(torch.device("cpu"), dataset_version, dataset_name)
     prov["device_name"] = "cpu (scikit-learn)" if name in ("rf", "ridge") else "cpu (numpy)"
@@ -313,7 +323,8 @@ def learning_curve(table: pd.DataFrame, targets: Sequence[str], names: Sequence[
     >>> t = pd.DataFrame({"formula": ["X"] * 40, "B": np.arange(40.0)}, index=[f"c{i}" for i in range(40)])
     >>> lc = learning_curve(t, ["B"], names=["mean"], fractions=[0.25, 1.0])
     >>> lc[["model", "train_fraction", "n_train", "n_test"]].to_dict("records")
-    [{'model': 'mean', 'train_fraction': 0.25, 'n_train': 9, 'n_test': 4}, {'model': 'mean', 'train_fraction': 1.0, 'n_train': 36, 'n_test': 4}]
+    [{'model': 'mean', 'train_fraction': 0.25, 'n_train': 9, 'n_test': 4},
+     {'model': 'mean', 'train_fraction': 1.0, 'n_train': 36, 'n_test': 4}]
     """
     targets = [targets] if isinstance(targets, str) else list(targets)
     ids = [str(i) for i in (table.index if ids is None else ids)]
@@ -466,7 +477,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         if args.threads:
             torch.set_num_threads(args.threads)
-        e = "e650" if args.epochs is None and args.mode == "full" else ("" if args.epochs is None else f"e{args.epochs}")
+        e = ("e650" if args.epochs is None and args.mode == "full"
+             else ("" if args.epochs is None else f"e{args.epochs}"))
         cv = "final" if args.final_only or args.folds == 0 else ("" if args.folds is None else f"cv{args.folds}")
         dev = device_select(args.device).type
         name = "-".join(x for x in ("zhao", e, cv, dev, "on", ref.name) if x)

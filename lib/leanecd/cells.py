@@ -228,7 +228,8 @@ def _spectral(rho: np.ndarray, T: np.ndarray, n: int) -> np.ndarray:
         spec = np.zeros(n**3, dtype=complex)
         spec[flat] = Cr
     else:  # coefficients folding onto the same index add up (only with a user spacing)
-        spec = np.bincount(flat, weights=Cr.real, minlength=n**3) + 1j * np.bincount(flat, weights=Cr.imag, minlength=n**3)
+        spec = (np.bincount(flat, weights=Cr.real, minlength=n**3)
+                + 1j * np.bincount(flat, weights=Cr.imag, minlength=n**3))
     values = np.fft.ifftn(spec.reshape(n, n, n)) * n**3
     return np.ascontiguousarray(values.real)
 

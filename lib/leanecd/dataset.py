@@ -135,7 +135,7 @@ class Dataset:
             raise ValueError(f"{self.name}: missing or non-numeric {cols} for {rows} (first 10 shown)")
         return values[:, 0] if single else values
 
-    def subset(self, ids: Sequence[str]) -> "Dataset":
+    def subset(self, ids: Sequence[str]) -> Dataset:
         """A dataset with only ``ids`` (in the order given); skipped/failures are kept."""
         ids = list(ids)
         unknown = [i for i in ids if i not in self._loaders]
@@ -153,7 +153,7 @@ class Dataset:
             root=self.root,
         )
 
-    def reliable(self) -> "Dataset":
+    def reliable(self) -> Dataset:
         """The compounds whose labels are flagged ``ok`` (embedded: column ``reliability``, see
         :func:`leanecd.dft.label_reliability`); the left-out ones are in :attr:`skipped` with the
         reason, and the version says ``reliable``. A dataset without the column is returned as is."""

@@ -39,9 +39,10 @@ import os
 import re
 import time
 import warnings
-from dataclasses import dataclass, field as dc_field
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from dataclasses import field as dc_field
 from pathlib import Path
-from typing import Callable, Iterable
 
 import numpy as np
 
@@ -122,7 +123,8 @@ def preprocess_name(preprocess) -> str:
     if preprocess is None:
         return "none"
     if isinstance(preprocess, functools.partial):
-        args = ", ".join([repr(a) for a in preprocess.args] + [f"{k}={v!r}" for k, v in sorted(preprocess.keywords.items())])
+        args = ", ".join([repr(a) for a in preprocess.args]
+                         + [f"{k}={v!r}" for k, v in sorted(preprocess.keywords.items())])
         return f"partial({preprocess_name(preprocess.func)}, {args})"
     mod = getattr(preprocess, "__module__", None) or ""
     name = getattr(preprocess, "__qualname__", None) or type(preprocess).__qualname__
@@ -220,7 +222,8 @@ def featurize(
     )
 
 
-def load_features(store_dir: str | os.PathLike, ids: Iterable[str] | None = None, mmap_mode: str | None = None) -> np.ndarray:
+def load_features(store_dir: str | os.PathLike, ids: Iterable[str] | None = None,
+                  mmap_mode: str | None = None) -> np.ndarray:
     """Stack stored features: float32 ``(N, size, size, size)``, in the order of ``ids``.
 
     Looks the ids up in ``<store_dir>/index.json`` (the latest :func:`featurize` run that
@@ -239,7 +242,8 @@ def load_features(store_dir: str | os.PathLike, ids: Iterable[str] | None = None
         raise KeyError(f"{index_path}: no features for ids {missing[:5]}{' ...' if len(missing) > 5 else ''}")
     sizes = {entries[i]["size"] for i in ids}
     if len(sizes) > 1:
-        raise FileFormatError(index_path, f"the requested ids were featurised with different grid sizes {sorted(sizes)}")
+        raise FileFormatError(index_path,
+                              f"the requested ids were featurised with different grid sizes {sorted(sizes)}")
     size = sizes.pop() if sizes else GRID_SIZE
     return _stack([store_dir / entries[i]["file"] for i in ids], size, mmap_mode)
 
@@ -365,7 +369,8 @@ def _run(task, sources, scheduler, progress) -> list[dict]:
 
     bar = tqdm(total=len(sources), desc="autocorrelations", unit="field", disable=not progress)
     try:
-        if scheduler is None or scheduler in ("threads", "threading", "sync", "synchronous", "single-threaded", "processes"):
+        if scheduler is None or scheduler in ("threads", "threading", "sync", "synchronous", "single-threaded",
+                                              "processes"):
             return _run_local(task, sources, scheduler or "threads", bar)
         return _run_distributed(task, sources, scheduler, bar)
     finally:

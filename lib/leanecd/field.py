@@ -79,7 +79,7 @@ class ECDField:
         """Grid spacing along each lattice vector, |a_i| / n_i, in Å."""
         return np.linalg.norm(self.lattice, axis=1) / np.array(self.rho.shape)
 
-    def with_rho(self, rho: np.ndarray, **changes) -> "ECDField":
+    def with_rho(self, rho: np.ndarray, **changes) -> ECDField:
         """A copy with a new density (same cell, atoms and provenance unless changed)."""
         kw = dict(lattice=self.lattice, atoms=self.atoms, source=self.source, meta=dict(self.meta))
         kw.update(changes)

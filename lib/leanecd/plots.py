@@ -418,7 +418,8 @@ def parity_plot(predictions, target: str, ax=None, splits=("train", "test"), tit
 
 
 def parity_plotly(predictions, target: str, table=None, splits=("train", "test"), title: str | None = None):
-    """Interactive parity plot: hover shows the compound id, formula and prototype (from ``table``), values and error."""
+    """Interactive parity plot: hover shows the compound id, formula and prototype (from ``table``),
+    values and error."""
     import plotly.graph_objects as go
 
     unit = target_unit(target)
@@ -441,7 +442,8 @@ def parity_plotly(predictions, target: str, table=None, splits=("train", "test")
         custom = np.stack([p["id"].to_numpy(), formula, proto, (p["y_pred"] - p["y_true"]).to_numpy()], axis=1)
         fig.add_trace(go.Scatter(
             x=p["y_true"], y=p["y_pred"], mode="markers", name=name, customdata=custom,
-            marker=dict(color=color, size=9 if split == "test" else 7, opacity=0.8, line=dict(width=0.5, color="white")),
+            marker=dict(color=color, size=9 if split == "test" else 7, opacity=0.8,
+                        line=dict(width=0.5, color="white")),
             hovertemplate=("<b>%{customdata[0]}</b><br>%{customdata[1]} (%{customdata[2]})<br>"
                            f"DFT %{{x:.4g}} {unit}<br>predicted %{{y:.4g}} {unit}<br>"
                            f"error %{{customdata[3]:.3g}} {unit}<extra>{name}</extra>"),
@@ -526,7 +528,8 @@ def learning_curve(df, title: str | None = None):
         d = df[df["target"] == t]
         for k, ((m, epochs), line) in enumerate(d.groupby(["model", "epochs"], sort=True, dropna=False)):
             line = line.sort_values("n_train")
-            collapsed = line["collapsed"].fillna(False).astype(bool) if "collapsed" in line else pd.Series(False, line.index)
+            collapsed = (line["collapsed"].fillna(False).astype(bool) if "collapsed" in line
+                         else pd.Series(False, line.index))
             trained = "" if pd.isna(epochs) else f", {int(epochs)} epochs"  # a baseline has no epochs
             color = model_color(m)
             ok = line[~collapsed]

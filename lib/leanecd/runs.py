@@ -276,7 +276,8 @@ class Run:
         if cpu.get("chosen") not in (None, "as configured"):
             device = f"{device}, {cpu['chosen']}"
         lr = self.settings.get("lr")
-        lr = "n/a" if self.kind == "baseline" or lr is None else (f"{lr:g}" + ("" if lr == 5e-3 else " (paper: 5e-3; ours)"))
+        lr = ("n/a" if self.kind == "baseline" or lr is None
+              else (f"{lr:g}" + ("" if lr == 5e-3 else " (paper: 5e-3; ours)")))
         norm = self.settings.get("input_norm") or "none"
         inputs = "n/a" if self.kind == "baseline" else ("raw" if norm == "none" else f"standardised ({norm}; ours)")
         return {
@@ -346,7 +347,8 @@ def read_run(run_dir: str | os.PathLike) -> Run:
     notes = [] if config else [f"{run_dir}: no config.json; settings taken from metrics.json"]
     if not config:
         config = {"config": {k: metrics.get(k) for k in ("model", "targets", "epochs", "folds", "mode")}}
-    return Run(path=run_dir, predictions=preds, metrics=metrics, config=config, provenance=prov, splits=splits, notes=notes)
+    return Run(path=run_dir, predictions=preds, metrics=metrics, config=config, provenance=prov, splits=splits,
+               notes=notes)
 
 
 def find_runs(results_dir: str | os.PathLike = "results", verbose: bool = True) -> list[Run]:
@@ -385,7 +387,8 @@ def run_rank(run: Run, dataset: tuple[str, str] | None = None) -> tuple:
     n = run.predictions["id"].nunique()
     epochs = run.epochs if isinstance(run.epochs, int | float) else 0
     paper = epochs == 650 and run.folds == 9
-    on_data = dataset is None or (run.provenance.get("dataset_name"), run.provenance.get("dataset_version")) == tuple(dataset)
+    on_data = dataset is None or (run.provenance.get("dataset_name"),
+                                  run.provenance.get("dataset_version")) == tuple(dataset)
     return (run.train_fraction == 1, on_data, paper, run.folds > 0, epochs, n,
             str(run.provenance.get("timestamp_utc", "")))
 

@@ -37,7 +37,8 @@ def split_indices(n: int, seed: int = SETTINGS.seed,
     return np.sort(perm[n_test:]), np.sort(perm[:n_test])
 
 
-def kfold_indices(indices: Sequence[int] | int, folds: int, seed: int = SETTINGS.seed) -> list[tuple[np.ndarray, np.ndarray]]:
+def kfold_indices(indices: Sequence[int] | int, folds: int,
+                  seed: int = SETTINGS.seed) -> list[tuple[np.ndarray, np.ndarray]]:
     """K-fold partition of ``indices`` (or ``range(indices)``): list of (train, val) pairs.
 
     Validation sets are disjoint, cover ``indices`` exactly once, and differ in size by

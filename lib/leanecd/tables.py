@@ -65,8 +65,9 @@ PAPER_TABLE2 = {
 }
 
 #: Protocol of the paper's runs (§3.2, §4), for the protocol rows of the paper columns.
-PAPER_PROTOCOL = {"epochs": "650", "CV folds": "9", "lr": "5e-3", "inputs": "not stated", "n train / n test": "≈1,269 / ≈141",
-                  "device": "NVIDIA A100", "mode": "paper", "run": "Table 2 of the paper"}
+PAPER_PROTOCOL = {"epochs": "650", "CV folds": "9", "lr": "5e-3", "inputs": "not stated",
+                  "n train / n test": "≈1,269 / ≈141", "device": "NVIDIA A100", "mode": "paper",
+                  "run": "Table 2 of the paper"}
 
 #: Paper Fig. 6 as quoted in §4: shares of Model A's test compounds with a per-sample
 #: NMAE below 10 % and above 30 % (approximate: "~70 %", "~5 %", "~55 %", "~12 %").
@@ -269,8 +270,8 @@ def table3(runs, target: str = "bulk_modulus_GPa", literature: bool = True) -> p
         rows.append({
             "model": f"{model_label(r.model)} (ours)",
             "input": inp,
-            "dataset": f"embedded GPAW-PBE v{r.provenance.get('dataset_version')}" if r.provenance.get("dataset_version")
-            else "ours",
+            "dataset": (f"embedded GPAW-PBE v{r.provenance.get('dataset_version')}"
+                        if r.provenance.get("dataset_version") else "ours"),
             "dataset size": int(r.predictions["id"].nunique()),
             "structures": "FCC & SC",
             "trainable parameters": _parameter_count(r),

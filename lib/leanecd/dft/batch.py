@@ -182,7 +182,8 @@ def _run_one_claimed(entry: dict, out: Path, settings: DFTSettings, t0: float) -
             record, fld = compute_structure(atoms_from_dict(entry["structure"]), cid, settings,
                                             log=str(logdir / f"{cid}.txt"), meta=entry.get("meta"))
         else:
-            record, fld = compute_compound(entry["prototype"], entry["species"], settings, log=str(logdir / f"{cid}.txt"))
+            record, fld = compute_compound(entry["prototype"], entry["species"], settings,
+                                           log=str(logdir / f"{cid}.txt"))
     except DFTError as exc:
         fail = {"id": cid, "prototype": entry.get("prototype", "given"), "species": entry.get("species"),
                 "meta": entry.get("meta"), "reason": str(exc), **({"details": exc.details} if exc.details else {}),

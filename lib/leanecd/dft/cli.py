@@ -60,8 +60,8 @@ def main(argv=None) -> int:
             print(e["id"], e["prototype"], " ".join(e["species"]))
     elif args.cmd == "run":
         entries = read_json(args.entries) if args.entries else None
-        res = run_batch(args.out, limit=args.limit, workers=args.workers, scheduler=args.scheduler, timeout_s=args.timeout,
-                        entries=entries)
+        res = run_batch(args.out, limit=args.limit, workers=args.workers, scheduler=args.scheduler,
+                        timeout_s=args.timeout, entries=entries)
         ok = sum(r["status"] == "ok" for r in res)
         skipped = sum(r["status"] == "skipped" for r in res)
         print(f"computed {len(res) - skipped} compounds: {ok} ok, {len(res) - skipped - ok} failed "
@@ -82,7 +82,9 @@ def main(argv=None) -> int:
         print(f"{args.which}: {ok} of {len(res)} compounds done under protocol {DATASET_VERSION} "
               f"(failures kept in {args.out}/{HISTORY}/<id>@{DATASET_VERSION}-failed.json)")
     elif args.cmd == "one":
-        settings = DFTSettings(**{k: tuple(v) if isinstance(v, list) else v for k, v in json.loads(args.settings).items()}) if args.settings else DFTSettings()
+        settings = (DFTSettings(**{k: tuple(v) if isinstance(v, list) else v
+                                   for k, v in json.loads(args.settings).items()})
+                    if args.settings else DFTSettings())
         print(json.dumps(run_one(json.loads(args.entry), args.out, settings)))
     elif args.cmd == "stop":
         print(f"{request_stop(args.out)}: the batch finishes the compounds in flight, then stops")

@@ -31,24 +31,36 @@ _Q = 0.25
 PROTOTYPES = {
     p.name: p
     for p in [
-        Prototype("diamond", 227, "Fd-3m", "fcc", ((0, 0, 0), (_Q, _Q, _Q)), "A4 (Si); validation only, not in the dataset's space groups"),
+        Prototype("diamond", 227, "Fd-3m", "fcc", ((0, 0, 0), (_Q, _Q, _Q)),
+                  "A4 (Si); validation only, not in the dataset's space groups"),
         Prototype("fcc", 225, "Fm-3m", "fcc", ((0, 0, 0),), "A1 element"),
         Prototype("rocksalt", 225, "Fm-3m", "fcc", ((0, 0, 0), (0.5, 0.5, 0.5)), "B1 AX (NaCl)"),
-        Prototype("fluorite", 225, "Fm-3m", "fcc", ((0, 0, 0), (_Q, _Q, _Q), (0.75, 0.75, 0.75)), "C1 AX2 (CaF2); antifluorite A2X has A on the X sites"),
-        Prototype("heusler", 225, "Fm-3m", "fcc", ((0, 0, 0), (0.5, 0.5, 0.5), (_Q, _Q, _Q), (0.75, 0.75, 0.75)), "L2_1 X2YZ (Cu2MnAl): Y, Z, X, X"),
+        Prototype("fluorite", 225, "Fm-3m", "fcc", ((0, 0, 0), (_Q, _Q, _Q), (0.75, 0.75, 0.75)),
+                  "C1 AX2 (CaF2); antifluorite A2X has A on the X sites"),
+        Prototype("heusler", 225, "Fm-3m", "fcc", ((0, 0, 0), (0.5, 0.5, 0.5), (_Q, _Q, _Q), (0.75, 0.75, 0.75)),
+                  "L2_1 X2YZ (Cu2MnAl): Y, Z, X, X"),
         Prototype("elpasolite", 225, "Fm-3m", "fcc",
                   ((0, 0, 0), (0.5, 0.5, 0.5), (_Q, _Q, _Q), (0.75, 0.75, 0.75),
                    (0.25, 0, 0), (0.75, 0, 0), (0, 0.25, 0), (0, 0.75, 0), (0, 0, 0.25), (0, 0, 0.75)),
                   "A2BB'X6 (K2NaAlF6): B, B', A, A, X×6 (X at x=0.25 of B)"),
         Prototype("zincblende", 216, "F-43m", "fcc", ((0, 0, 0), (_Q, _Q, _Q)), "B3 AX (ZnS)"),
-        Prototype("half-heusler", 216, "F-43m", "fcc", ((0, 0, 0), (0.5, 0.5, 0.5), (_Q, _Q, _Q)), "C1_b XYZ (MgAgAs): Z at 4a, X at 4b, Y at 4c"),
-        Prototype("inverse-heusler", 216, "F-43m", "fcc", ((0, 0, 0), (_Q, _Q, _Q), (0.5, 0.5, 0.5), (0.75, 0.75, 0.75)), "X2YZ (Hg2CuTi): X, X, Y, Z"),
-        Prototype("quaternary-heusler", 216, "F-43m", "fcc", ((0, 0, 0), (0.5, 0.5, 0.5), (_Q, _Q, _Q), (0.75, 0.75, 0.75)), "XX'YZ (LiMgPdSn): Z, Y, X, X'"),
+        Prototype("half-heusler", 216, "F-43m", "fcc", ((0, 0, 0), (0.5, 0.5, 0.5), (_Q, _Q, _Q)),
+                  "C1_b XYZ (MgAgAs): Z at 4a, X at 4b, Y at 4c"),
+        Prototype("inverse-heusler", 216, "F-43m", "fcc",
+                  ((0, 0, 0), (_Q, _Q, _Q), (0.5, 0.5, 0.5), (0.75, 0.75, 0.75)), "X2YZ (Hg2CuTi): X, X, Y, Z"),
+        Prototype("quaternary-heusler", 216, "F-43m", "fcc",
+                  ((0, 0, 0), (0.5, 0.5, 0.5), (_Q, _Q, _Q), (0.75, 0.75, 0.75)), "XX'YZ (LiMgPdSn): Z, Y, X, X'"),
         Prototype("cscl", 221, "Pm-3m", "sc", ((0, 0, 0), (0.5, 0.5, 0.5)), "B2 AB (CsCl)"),
-        Prototype("l12", 221, "Pm-3m", "sc", ((0, 0, 0), (0, 0.5, 0.5), (0.5, 0, 0.5), (0.5, 0.5, 0)), "L1_2 A3B (Cu3Au): B, A, A, A"),
-        Prototype("reo3", 221, "Pm-3m", "sc", ((0, 0, 0), (0.5, 0, 0), (0, 0.5, 0), (0, 0, 0.5)), "D0_9 BX3 (ReO3): B, X, X, X"),
-        Prototype("perovskite", 221, "Pm-3m", "sc", ((0, 0, 0), (0.5, 0.5, 0.5), (0.5, 0.5, 0), (0.5, 0, 0.5), (0, 0.5, 0.5)), "E2_1 ABX3 (SrTiO3): A, B, X, X, X"),
-        Prototype("antiperovskite", 221, "Pm-3m", "sc", ((0, 0, 0), (0.5, 0.5, 0.5), (0.5, 0.5, 0), (0.5, 0, 0.5), (0, 0.5, 0.5)), "A3BX (Fe3SnC, Li3OCl): B, X, A, A, A"),
+        Prototype("l12", 221, "Pm-3m", "sc", ((0, 0, 0), (0, 0.5, 0.5), (0.5, 0, 0.5), (0.5, 0.5, 0)),
+                  "L1_2 A3B (Cu3Au): B, A, A, A"),
+        Prototype("reo3", 221, "Pm-3m", "sc", ((0, 0, 0), (0.5, 0, 0), (0, 0.5, 0), (0, 0, 0.5)),
+                  "D0_9 BX3 (ReO3): B, X, X, X"),
+        Prototype("perovskite", 221, "Pm-3m", "sc",
+                  ((0, 0, 0), (0.5, 0.5, 0.5), (0.5, 0.5, 0), (0.5, 0, 0.5), (0, 0.5, 0.5)),
+                  "E2_1 ABX3 (SrTiO3): A, B, X, X, X"),
+        Prototype("antiperovskite", 221, "Pm-3m", "sc",
+                  ((0, 0, 0), (0.5, 0.5, 0.5), (0.5, 0.5, 0), (0.5, 0, 0.5), (0, 0.5, 0.5)),
+                  "A3BX (Fe3SnC, Li3OCl): B, X, A, A, A"),
     ]
 }
 
@@ -123,7 +135,8 @@ def candidate_compounds() -> list[tuple[str, tuple]]:
         add("cscl", A, B)
     # L1_2 A3B: late transition metal A (groups 9-11), B a main-group or early TM metal
     for A, B in itertools.product(["Ni", "Pd", "Pt", "Cu", "Au", "Ir", "Rh"],
-                                  ["Al", "Ga", "In", "Ge", "Sn", "Si", "Ti", "Zr", "Hf", "V", "Nb", "Ta", "Sc", "Mg", "Zn"]):
+                                  ["Al", "Ga", "In", "Ge", "Sn", "Si", "Ti", "Zr", "Hf", "V", "Nb", "Ta",
+                                   "Sc", "Mg", "Zn"]):
         add("l12", B, A, A, A)
     # ReO3-type: B6+ O3 and B3+ F3
     for B in ["W", "Re", "Mo"]:
@@ -138,7 +151,8 @@ def candidate_compounds() -> list[tuple[str, tuple]]:
     for A, B in itertools.product(["Na", "K", "Rb", "Cs"], ["Mg", "Zn", "Ca", "Cd", "Mn", "Fe", "Co", "Ni"]):
         add("perovskite", A, B, "F", "F", "F")
     # anti-perovskite A3BX: TM3 M (C, N) like Fe3SnC, and ionic Li3OCl-type
-    for A, B, X in itertools.product(["Mn", "Fe", "Co", "Ni"], ["Al", "Ga", "Zn", "Sn", "In", "Ge", "Mg", "Cu"], ["C", "N"]):
+    for A, B, X in itertools.product(["Mn", "Fe", "Co", "Ni"], ["Al", "Ga", "Zn", "Sn", "In", "Ge", "Mg", "Cu"],
+                                     ["C", "N"]):
         add("antiperovskite", B, X, A, A, A)
     for A, B in itertools.product(["Li", "Na", "K"], ["Cl", "Br", "I"]):
         add("antiperovskite", B, "O", A, A, A)
@@ -147,7 +161,8 @@ def candidate_compounds() -> list[tuple[str, tuple]]:
                                      ["Al", "Ga", "In", "Si", "Ge", "Sn", "Sb"]):
         add("heusler", Y, Z, X, X)
     # inverse Heusler X2YZ (Hg2CuTi type): X lighter than Y among 3d metals
-    for X, Y, Z in itertools.product(["Sc", "Ti", "V", "Cr", "Mn"], ["Fe", "Co", "Ni", "Cu"], ["Al", "Ga", "In", "Si", "Ge", "Sn"]):
+    for X, Y, Z in itertools.product(["Sc", "Ti", "V", "Cr", "Mn"], ["Fe", "Co", "Ni", "Cu"],
+                                     ["Al", "Ga", "In", "Si", "Ge", "Sn"]):
         add("inverse-heusler", X, X, Y, Z)
     # half-Heusler XYZ with 8 or 18 valence electrons (Z at 4a, X at 4b, Y at 4c)
     for X, Y, Z in itertools.product(["Li", "Na", "Sc", "Ti", "Zr", "Hf", "V", "Nb", "Ta", "Mg"],
@@ -163,7 +178,8 @@ def candidate_compounds() -> list[tuple[str, tuple]]:
             if Y not in (X, X2) and 21 <= vec <= 24:
                 add("quaternary-heusler", Z, Y, X, X2)
     # elpasolite A2BB'X6: A, B alkali, B' trivalent, X halogen
-    for A, B, B3, X in itertools.product(["K", "Rb", "Cs"], ["Li", "Na", "K"], ["Al", "Sc", "Ga", "In", "Y", "Bi"], ["F", "Cl"]):
+    for A, B, B3, X in itertools.product(["K", "Rb", "Cs"], ["Li", "Na", "K"], ["Al", "Sc", "Ga", "In", "Y", "Bi"],
+                                         ["F", "Cl"]):
         if A != B:
             add("elpasolite", B, B3, A, A, X, X, X, X, X, X)
     return out
@@ -268,7 +284,8 @@ def guess_lattice_constant(prototype: str, species: tuple) -> float:
 def atoms_to_dict(atoms) -> dict:
     """JSON-able form of a structure for a batch entry's ``"structure"`` key."""
     return {"numbers": [int(z) for z in atoms.numbers], "cell": np.asarray(atoms.cell[:]).tolist(),
-            "scaled_positions": (atoms.get_scaled_positions(wrap=False) + 0.0).tolist(), "pbc": [True, True, True]}  # no -0.0
+            "scaled_positions": (atoms.get_scaled_positions(wrap=False) + 0.0).tolist(),  # + 0.0: no -0.0
+            "pbc": [True, True, True]}
 
 
 def atoms_from_dict(d: dict):

@@ -89,7 +89,8 @@ def compute_compound(prototype: str, species, settings: DFTSettings = DFTSetting
     species = tuple(species)
     p = PROTOTYPES[prototype]
     mult = 4 if p.lattice == "fcc" else 1
-    a_guess = guess_lattice_constant(prototype, species) * (GUESS_SCALE.get(prototype, 1.0) if settings.calibrated_guess else 1.0)
+    scale = GUESS_SCALE.get(prototype, 1.0) if settings.calibrated_guess else 1.0
+    a_guess = guess_lattice_constant(prototype, species) * scale
     record, field = _protocol(lambda a: build_atoms(prototype, species, a), a_guess,
                               mult, compound_id(prototype, species), settings, log)
     record.update(_prototype_keys(prototype, species))

@@ -74,7 +74,8 @@ class DFTSettings:
     bracket_steps: tuple = (0.96, 1.0, 1.04)  #: bracketing scan, a / a_guess
     max_fit_rms_meV: float = 2.0  #: gate: BM fit residual per atom
     max_electron_error: float = 1e-3  #: gate: |∫ρ − N_valence| / N_valence
-    spin_collapse_muB: float = 0.05  #: spin-paired production if every local moment of the coarse scan near its minimum is below this (μB)
+    #: spin-paired production if every local moment of the coarse scan near its minimum is below this (μB)
+    spin_collapse_muB: float = 0.05
     #: only coarse points with |a / a_coarse_min − 1| ≤ this decide the spin (the production scan spans
     #: ±3.3 % in a); 0: every coarse point, versions 0.1–0.5
     spin_window: float = 0.05
@@ -121,7 +122,7 @@ class DFTSettings:
     #: starting moments of successive magnetic atoms alternate in sign (a retry's antiferromagnetic start)
     antiferro: bool = False
 
-    def for_species(self, symbols) -> "DFTSettings":
+    def for_species(self, symbols) -> DFTSettings:
         """These settings resolved for one compound: ``ecut_eV`` is ``hard_ecut_eV`` if it holds a hard
         element, ``kpt_density`` is ``element_kpt_density`` if it has one element only."""
         out = self
