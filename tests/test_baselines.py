@@ -129,7 +129,7 @@ def test_baseline_learning_curve_has_fits_test_set_and_nested_training_sets(tmp_
     checked against a real 1-epoch fit (SYNTHETIC features) and by brute force for the mean."""
     import matplotlib
 
-    from leanecd import plots
+    from leanecd import resultplots
     from leanecd.settings import SETTINGS
     from leanecd.splits import split_indices, train_subset
     from leanecd.train import TrainConfig, fit
@@ -160,7 +160,7 @@ def test_baseline_learning_curve_has_fits_test_set_and_nested_training_sets(tmp_
     assert rf[1.0] < rf[0.25]
     # drawn together with the CNN's curve (baselines have no epochs)
     both = pd.concat([lc, T.learning_curve([cnn], verbose=False)], ignore_index=True)
-    fig = plots.learning_curve(both)
+    fig = resultplots.learning_curve(both)
     labels = fig.axes[0].get_legend_handles_labels()[1]
     curves = [lab for lab in labels if "collapsed" not in lab]  # collapsed runs get crosses of their own
     assert len(curves) == 3 and any("epochs" not in lab for lab in curves)

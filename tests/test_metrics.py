@@ -248,7 +248,7 @@ def test_learning_curve_from_real_runs(tmp_path, capsys):
     import matplotlib
     import torch
 
-    from leanecd import plots
+    from leanecd import resultplots
     from leanecd.train import TrainConfig, fit
 
     matplotlib.use("Agg")
@@ -278,7 +278,7 @@ def test_learning_curve_from_real_runs(tmp_path, capsys):
     assert T.learning_curve(results, model="B").empty
     assert T.learning_curve(results, target="energy_per_atom_eV").empty
     assert T.learning_curve([other]).empty  # no run with train_fraction < 1: no curve
-    fig = plots.learning_curve(df)
+    fig = resultplots.learning_curve(df)
     assert len(fig.axes) == 1 and fig.axes[0].get_xscale() == fig.axes[0].get_yscale() == "log"
 
 

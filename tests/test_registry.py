@@ -100,7 +100,7 @@ def test_chapter_7_takes_its_models_from_the_registry():
 
 
 def test_one_registry_entry_adds_a_lean_model(monkeypatch, tmp_path, capsys):
-    from leanecd import models, plots, runs, tables, train
+    from leanecd import models, resultplots, runs, tables, train
 
     monkeypatch.setitem(registry.MODELS, "D", registry.Model("D", "Model D", "lean", "tab:olive"))
     monkeypatch.setitem(models.LEAN_SPECS, "D", [(5, 8, 2), (3, 4, 1), (1, 1, 1)])
@@ -126,7 +126,7 @@ def test_one_registry_entry_adds_a_lean_model(monkeypatch, tmp_path, capsys):
     mae = t2[("Model D", "bulk modulus (GPa)", "ours")]["Test-MAE"]
     assert mae == pytest.approx(runs.check_run(found[0])["test_mae"]["bulk_modulus_GPa"][1])
     assert tables.table3(found, literature=False).index.tolist() == ["Model D (ours)"]
-    assert plots.model_color("D") == "tab:olive"
+    assert resultplots.model_color("D") == "tab:olive"
     assert registry.model_label("D") == "Model D"
 
 

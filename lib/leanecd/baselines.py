@@ -318,7 +318,7 @@ def learning_curve(table: pd.DataFrame, targets: Sequence[str], names: Sequence[
 
     Returns a frame with :data:`leanecd.tables.LEARNING_CURVE_COLUMNS` (``epochs`` is
     ``None``; test_mae in the target's units, test_nmae in %), for
-    :func:`leanecd.plots.learning_curve`.
+    :func:`leanecd.resultplots.learning_curve`.
 
     >>> t = pd.DataFrame({"formula": ["X"] * 40, "B": np.arange(40.0)}, index=[f"c{i}" for i in range(40)])
     >>> lc = learning_curve(t, ["B"], names=["mean"], fractions=[0.25, 1.0])

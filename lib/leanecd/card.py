@@ -15,11 +15,13 @@ from __future__ import annotations
 import os
 import re
 from collections import Counter
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from . import eos
 from .dataset import embedded_version
 from .dft import (
     DATASET_VERSION,
@@ -134,7 +136,6 @@ def _composition_gap_md(df) -> str:
 
 def _gpaw_data_version() -> str:
     """Version of the installed ``gpaw-data`` package (the PAW setups), or "not installed"."""
-    from importlib.metadata import PackageNotFoundError, version
 
     try:
         return version("gpaw-data")
@@ -187,8 +188,6 @@ def reliability_counts(labels) -> str:
 
 
 def _reliability_rule() -> str:
-    from . import eos
-
     lo, hi = eos.BPRIME_RANGE
     return (f"B′ outside [{lo}, {hi}], a fit residual above {eos.MAX_RESIDUAL_MEV} meV/atom, or a refit "
             f"without one E(V) point or with B′ = 4 that moves B by more than {eos.MAX_B_SPREAD:.0%} or a₀ by "
@@ -213,7 +212,6 @@ def convergence_table(root: str | os.PathLike = "data/convergence") -> pd.DataFr
     E0_eV_atom (eV/atom), cpu_s, and against the same compound's reference file dB_% and
     da0_% (%) and dE_meV_atom (meV/atom; NaN without a reference). Birch–Murnaghan fits by
     :func:`leanecd.eos.fit` (NaN where it finds no minimum). Empty if there are no files."""
-    from . import eos
 
     rows = []
     for p in sorted(Path(root).glob("*/*.json")):

@@ -35,6 +35,8 @@ from __future__ import annotations
 import math
 
 import numpy as np
+from ase import Atoms
+from ase.build import make_supercell
 
 from .errors import FieldError
 from .field import ECDField
@@ -118,7 +120,6 @@ def _conventional_atoms(atoms, cell: CubicCell):
     """Primitive atoms replicated by T, wrapped into the cube, in the cube's frame."""
     if atoms is None:
         return None
-    from ase.build import make_supercell
 
     sc = make_supercell(atoms, cell.T, wrap=True)
     sc.set_cell(cell.a * np.eye(3), scale_atoms=True)  # keeps cube-fractional coordinates
@@ -254,7 +255,7 @@ def evaluate_fourier(field: ECDField, cart_points) -> np.ndarray:
 
 def _sitk_trilinear(rho: np.ndarray, lattice: np.ndarray, cell: CubicCell, n: int) -> np.ndarray:
     """Trilinear resampling with SimpleITK of the periodic primitive grid onto the cube."""
-    import SimpleITK as sitk
+    import SimpleITK as sitk  # here: only the paper's sitk method needs it (half a second to import)
 
     shape = np.array(rho.shape)
     A = cell.T @ lattice  # cube edges in the original frame, rows
@@ -341,8 +342,6 @@ def synthetic_field(kind: str = "fcc", a: float = 4.0, n: int | tuple = 24, sigm
     electrons in an atoms array ``"electrons"``; :func:`synthetic_density` gives
     the exact density anywhere. ``source`` starts with ``"synthetic:"``.
     """
-    from ase import Atoms
-
     if kind not in _PRIMITIVE:
         raise ValueError(f"kind must be 'sc', 'bcc' or 'fcc', not {kind!r}")
     basis = _DEFAULT_BASIS[kind] if basis is None else basis

@@ -44,12 +44,15 @@ from dataclasses import dataclass
 from dataclasses import field as dc_field
 from pathlib import Path
 
+import dask
 import numpy as np
+from dask.callbacks import Callback
 
 from . import correlations
 from .errors import FileFormatError
 from .field import ECDField
 from .io import read_chgcar
+from .renormalize import remove_negative
 from .settings import GRID_SIZE, SPACING_A
 from .store import atomic_path, read_json, write_json
 
@@ -292,8 +295,6 @@ def dataset_features(ds, store_dir: str | os.PathLike | None = None, progress: b
     file, a field whose negative charge cannot be removed) is left out of ``ids`` and
     ``X``, listed in ``result.failures`` with its reason, and reported with a warning.
     """
-    from .renormalize import remove_negative
-
     store_dir = default_cache_dir(ds) if store_dir is None else Path(store_dir)
     result = featurize(ds.items(), store_dir, scheduler=scheduler, progress=progress, preprocess=remove_negative)
     if result.failures:
@@ -378,9 +379,6 @@ def _run(task, sources, scheduler, progress) -> list[dict]:
 
 
 def _run_local(task, sources, scheduler, bar) -> list[dict]:
-    import dask
-    from dask.callbacks import Callback
-
     class _Tick(Callback):
         def _posttask(self, key, result, dsk, state, id):
             if isinstance(result, dict) and "status" in result:
@@ -392,7 +390,7 @@ def _run_local(task, sources, scheduler, bar) -> list[dict]:
 
 
 def _run_distributed(task, sources, scheduler, bar) -> list[dict]:
-    from distributed import Client, as_completed
+    from distributed import Client, as_completed  # here: a second to import, for a cluster only
 
     own = not isinstance(scheduler, Client)
     if not own:
