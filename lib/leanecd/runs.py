@@ -40,6 +40,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import FileFormatError, LeanECDError
+from .log import logger
 from .metrics import recompute
 from .registry import canonical_target, model_label, target_label
 from .store import atomic_path, read_json, write_json
@@ -369,7 +370,8 @@ def find_runs(results_dir: str | os.PathLike = "results", verbose: bool = True) 
         else:
             unfinished.append(d)
     if verbose and unfinished:
-        print(f"not finished (no metrics.json/predictions.csv), left out: {', '.join(str(d) for d in unfinished)}")
+        left = ", ".join(str(d) for d in unfinished)
+        logger.info(f"not finished (no metrics.json/predictions.csv), left out: {left}")
     return runs
 
 

@@ -24,6 +24,7 @@ import pandas as pd
 
 from . import registry
 from .errors import LeanECDError
+from .log import logger
 from .metrics import nmae, per_sample_nmae, recompute, rmse
 from .registry import canonical_target, model_label, target_label, target_unit
 from .runs import Run, as_runs, find_runs, run_rank, select_runs
@@ -346,7 +347,7 @@ def learning_curve(runs, model: str | None = None, target: str | None = None,
         if verbose:
             for _, r in full:
                 if tuple(r.ids("test")) != test:
-                    print(f"{r.path}: test set differs from the learning-curve runs of {model_label(m)}, "
+                    logger.info(f"{r.path}: test set differs from the learning-curve runs of {model_label(m)}, "
                           f"{target_label(t)}, {epochs} epochs; left out of that curve")
         if same:
             reduced.append(max(same, key=lambda nr: run_rank(nr[1])))
