@@ -30,7 +30,9 @@ import numpy as np
 from leanecd.features import dataset_features
 from leanecd.data import load_dataset
 from leanecd.store import atomic_path
-from leanecd.train import TrainConfig, fit, read_history
+from leanecd.checkpoint import read_history
+from leanecd.train import fit
+from leanecd.trainconfig import TrainConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 TARGET = "bulk_modulus_GPa"

@@ -15,21 +15,12 @@ import numpy as np
 import pytest
 import torch
 
+from leanecd.checkpoint import load_checkpoint_model, read_history
 from leanecd.errors import FileFormatError, LeanECDError
+from leanecd.execution import device_select
 from leanecd.splits import kfold_indices, split_indices, train_subset
-from leanecd.train import (
-    TrainConfig,
-    device_select,
-    fit,
-    load_checkpoint_model,
-    main,
-    mae,
-    nmae,
-    plot_learning_curves,
-    protocol,
-    read_history,
-    resolve_config,
-)
+from leanecd.train import fit, mae, main, nmae, plot_learning_curves
+from leanecd.trainconfig import TrainConfig, protocol, resolve_config
 
 matplotlib.use("Agg")
 
@@ -180,7 +171,7 @@ def test_run_directory_contents_and_provenance(tmp_path):
     # physical units: y_true in predictions equals the input targets
     assert set(np.round(yt, 9)) <= set(np.round(y[:, 0], 9))
     # checkpoints reload into a working model; final fit: best = last
-    model, mean, std = load_checkpoint_model(run / "final" / "best.pt")
+    model, mean, _ = load_checkpoint_model(run / "final" / "best.pt")
     assert model(torch.zeros(1, 1, GRID, GRID, GRID)).shape == (1, 2) and mean.shape == (2,)
     best = torch.load(run / "final" / "best.pt", weights_only=True)
     last = torch.load(run / "final" / "last.pt", weights_only=True)
@@ -369,7 +360,7 @@ def test_cv_folds_split_the_reduced_training_set(tmp_path):
                       mode="full")
     fit(X, y, cfg, tmp_path / "run", progress=False)
     splits = json.loads((tmp_path / "run" / "splits.json").read_text())
-    assert sorted(sum(splits["folds"], [])) == sorted(splits["trainval"])
+    assert sorted(i for fold in splits["folds"] for i in fold) == sorted(splits["trainval"])
     assert len(splits["trainval"]) == round(0.5 * 22)
 
 

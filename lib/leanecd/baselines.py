@@ -235,7 +235,7 @@ def run_baseline(name: str, table: pd.DataFrame, targets: Sequence[str], split: 
     preds["y_true"] = preds["y_true"].astype(float)
     preds["y_pred"] = preds["y_pred"].astype(float)
     metrics = recompute(preds)
-    from .train import provenance
+    from .execution import provenance
 
     import torch
 
@@ -393,7 +393,8 @@ def run_zhao_baseline(dataset, reference: Run | str | os.PathLike | Split, run_d
     the protocol of ``mode``). Expensive: ~2 M parameters; at the paper's protocol
     a GPU job. Returns the :class:`leanecd.train.FitResult`.
     """
-    from .train import TrainConfig, fit
+    from .train import fit
+    from .trainconfig import TrainConfig
 
     if isinstance(reference, Split):
         split, ref_targets = reference, None
@@ -462,7 +463,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if "zhao" in args.names:
         import torch
 
-        from .train import device_select
+        from .execution import device_select
 
         if args.threads:
             torch.set_num_threads(args.threads)
