@@ -448,7 +448,7 @@ def train_protocol_runs(feats, y: np.ndarray, folds, trainval: np.ndarray, confi
 def train_stacked(X, y: np.ndarray, runs: Sequence[StackedRun], config: TrainConfig, progress: bool = True,
                   on_epoch_end: Callable[[str, int, dict], None] | None = None,
                   engine: str | None = None) -> list[RunResult]:
-    """Train the ``runs`` of one model together; returns one :class:`~leanecd.train.RunResult` per run, in order.
+    """Train the ``runs`` of one model together; returns one :class:`~leanecd.checkpoint.RunResult` per run, in order.
 
     Arguments as :func:`~leanecd.train.train_run` (``config`` resolved), one
     :class:`StackedRun` per run. ``engine``: :data:`ENGINES` (default
