@@ -381,6 +381,25 @@ def _select(n: int, cfg: TrainConfig):
     return subset, trainval, test, n_trainval, folds
 
 
+def _open_run_dir(run_dir: Path, cfg: TrainConfig, shortcuts: list[str], device: torch.device, X, ids, subset,
+                  trainval, test, folds, dataset_version: str | None, dataset_name: str | None):
+    """Settle how the runs execute (CPU path, stacked or not), check that ``run_dir`` holds no run with other
+    settings, and write its ``splits.json`` and ``config.json``. Returns (config, provenance)."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    work = cfg.epochs * len(trainval) * (1 + len(folds))
+    cfg, cpu_record = _resolve_cpu_path(cfg, device, int(X.shape[-1]), len(cfg.targets), work)
+    cfg = dataclasses.replace(cfg, stacked=foldstack.resolve_stacked(cfg.stacked, cfg.model, device))
+    prov = provenance(device, dataset_version, dataset_name)
+    if cpu_record is not None:
+        prov["cpu_path"] = cpu_record
+    check_same_run(run_dir / "config.json", cfg)
+    write_splits(run_dir, splits_record(ids, subset, trainval, test, [v for _, v in folds]))
+    write_config(run_dir, {"config": cfg.to_dict(), "shortcuts": shortcuts, "provenance": prov,
+                           "data": {"n_samples": int(X.shape[0]), "n_used": len(subset),
+                                    "input_shape": list(X.shape[1:]), "targets": list(cfg.targets)}})
+    return cfg, prov
+
+
 def _cross_validate(feats: _Features, ys: np.ndarray, folds, cfg: TrainConfig, run_dir: Path, device,
                     stacked: list[RunResult] | None, progress: bool, on_epoch_end):
     """The CV folds (``fold-1`` … ``fold-K``): train each (or take its stacked run) and predict its validation rows.
@@ -484,20 +503,9 @@ def fit(X, y, config: TrainConfig, run_dir: str | os.PathLike, ids: Sequence | N
     subset, trainval, test, n_trainval, folds = _select(n, cfg)
 
     run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
     device = device_select(cfg.device)
-    work = cfg.epochs * len(trainval) * (1 + len(folds))
-    cfg, cpu_record = _resolve_cpu_path(cfg, device, int(X.shape[-1]), len(cfg.targets), work)
-    cfg = dataclasses.replace(cfg, stacked=foldstack.resolve_stacked(cfg.stacked, cfg.model, device))
-    prov = provenance(device, dataset_version, dataset_name)
-    if cpu_record is not None:
-        prov["cpu_path"] = cpu_record
-    check_same_run(run_dir / "config.json", cfg)
-    write_splits(run_dir, splits_record(ids, subset, trainval, test, [v for _, v in folds]))
-    write_config(run_dir, {"config": cfg.to_dict(), "shortcuts": shortcuts, "provenance": prov,
-                           "data": {"n_samples": int(n), "n_used": len(subset), "input_shape": list(X.shape[1:]),
-                                    "targets": list(cfg.targets)}})
-
+    cfg, prov = _open_run_dir(run_dir, cfg, shortcuts, device, X, ids, subset, trainval, test, folds,
+                              dataset_version, dataset_name)
     channels_last = (device.type == "cuda") if cfg.channels_last is None else bool(cfg.channels_last)
     feats = _Features(X[subset] if len(subset) < n else X, device, channels_last)
     if device.type == "cuda":
