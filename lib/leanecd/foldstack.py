@@ -63,7 +63,7 @@ so it is off there unless asked for. With ``compile=True`` the stacked forward i
 compiled; the per-run dropout masks (drawn from each run's generator) stay outside the
 compiled graph.
 
-(About 600 lines: the stacked forward, the per-run state, the epoch plan and the two
+(About 630 lines: the stacked forward, the per-run state, the epoch plan and the two
 engines are one mechanism whose equivalence with the sequential path is tested as a
 whole; checkpoints are :mod:`leanecd.checkpoint`'s, shared with that path.)
 """
