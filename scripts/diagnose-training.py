@@ -28,7 +28,9 @@ from pathlib import Path
 from leanecd.data import load_dataset
 from leanecd.features import dataset_features
 from leanecd.store import atomic_path
-from leanecd.train import TrainConfig, fit, read_history
+from leanecd.checkpoint import read_history
+from leanecd.train import fit
+from leanecd.trainconfig import TrainConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 TARGET = "bulk_modulus_GPa"

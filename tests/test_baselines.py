@@ -132,7 +132,8 @@ def test_baseline_learning_curve_has_fits_test_set_and_nested_training_sets(tmp_
     from leanecd import resultplots
     from leanecd.settings import SETTINGS
     from leanecd.splits import split_indices, train_subset
-    from leanecd.train import TrainConfig, fit
+    from leanecd.train import fit
+    from leanecd.trainconfig import TrainConfig
 
     matplotlib.use("Agg")
     table = synthetic_compounds(40)
@@ -183,7 +184,8 @@ def fcc_dataset(n=14):
 
 
 def test_split_from_run_and_zhao_on_the_same_split(tmp_path, one_thread):
-    from leanecd.train import TrainConfig, fit
+    from leanecd.train import fit
+    from leanecd.trainconfig import TrainConfig
 
     ds = fcc_dataset(14)
     rng = np.random.default_rng(0)

@@ -44,9 +44,11 @@ import torch
 from test_train import GRID, synthetic
 
 from leanecd import foldstack, train
+from leanecd.checkpoint import load_checkpoint_model, read_history
 from leanecd.models import Standardized, build_model
 from leanecd.splits import split_indices
-from leanecd.train import TrainConfig, fit, load_checkpoint_model, main, read_history
+from leanecd.train import fit, main
+from leanecd.trainconfig import TrainConfig
 
 RUNS = ("fold-1", "fold-2", "fold-3", "final")
 

@@ -227,7 +227,8 @@ def test_fit_metrics_equal_recomputation(tmp_path):
     """train.fit's metrics.json and a recomputation from its predictions.csv agree to 1e-9."""
     import torch
 
-    from leanecd.train import TrainConfig, fit
+    from leanecd.train import fit
+    from leanecd.trainconfig import TrainConfig
 
     torch.set_num_threads(1)
     rng = np.random.default_rng(0)
@@ -249,7 +250,8 @@ def test_learning_curve_from_real_runs(tmp_path, capsys):
     import torch
 
     from leanecd import resultplots
-    from leanecd.train import TrainConfig, fit
+    from leanecd.train import fit
+    from leanecd.trainconfig import TrainConfig
 
     matplotlib.use("Agg")
     torch.set_num_threads(1)

@@ -15,21 +15,12 @@ import numpy as np
 import pytest
 import torch
 
+from leanecd.checkpoint import load_checkpoint_model, read_history
 from leanecd.errors import FileFormatError, LeanECDError
+from leanecd.execution import device_select
 from leanecd.splits import kfold_indices, split_indices, train_subset
-from leanecd.train import (
-    TrainConfig,
-    device_select,
-    fit,
-    load_checkpoint_model,
-    main,
-    mae,
-    nmae,
-    plot_learning_curves,
-    protocol,
-    read_history,
-    resolve_config,
-)
+from leanecd.train import fit, mae, main, nmae, plot_learning_curves
+from leanecd.trainconfig import TrainConfig, protocol, resolve_config
 
 matplotlib.use("Agg")
 
@@ -101,7 +92,8 @@ def test_mae_and_nmae_by_hand():
 def test_protocol_full_is_the_paper_and_quick_lists_shortcuts():
     full, none = protocol("full")
     assert none == []
-    assert full == {"epochs": 650, "folds": 9, "max_samples": None, "batch_size": 50, "lr": 5e-3, "T_0": 50, "T_mult": 1}
+    assert full == {"epochs": 650, "folds": 9, "max_samples": None, "batch_size": 50, "lr": 5e-3, "T_0": 50,
+                    "T_mult": 1}
     quick, shortcuts = protocol("quick")
     assert quick["epochs"] < 650 and quick["folds"] < 9 and quick["max_samples"] is not None
     assert quick["batch_size"] == 50 and quick["lr"] == 5e-3
@@ -180,7 +172,7 @@ def test_run_directory_contents_and_provenance(tmp_path):
     # physical units: y_true in predictions equals the input targets
     assert set(np.round(yt, 9)) <= set(np.round(y[:, 0], 9))
     # checkpoints reload into a working model; final fit: best = last
-    model, mean, std = load_checkpoint_model(run / "final" / "best.pt")
+    model, mean, _ = load_checkpoint_model(run / "final" / "best.pt")
     assert model(torch.zeros(1, 1, GRID, GRID, GRID)).shape == (1, 2) and mean.shape == (2,)
     best = torch.load(run / "final" / "best.pt", weights_only=True)
     last = torch.load(run / "final" / "last.pt", weights_only=True)
@@ -210,14 +202,16 @@ def test_resume_after_interrupt_gives_identical_weights(tmp_path):
     assert torch.load(tmp_path / "resumed" / "fold-2" / "last.pt", weights_only=True)["epoch"] == 2
     assert not (tmp_path / "resumed" / "final").exists()
     seen = []
-    resumed = fit(X, y, cfg, tmp_path / "resumed", progress=False, on_epoch_end=lambda lab, ep, row: seen.append((lab, ep)))
+    resumed = fit(X, y, cfg, tmp_path / "resumed", progress=False,
+                  on_epoch_end=lambda lab, ep, row: seen.append((lab, ep)))
     assert seen[0] == ("fold 2/2", 3)  # fold 1 finished: not retrained; fold 2 resumes at epoch 3
     for sub in ("fold-1", "fold-2", "final"):
         a = torch.load(tmp_path / "straight" / sub / "last.pt", weights_only=True)["model_state"]
         b = torch.load(tmp_path / "resumed" / sub / "last.pt", weights_only=True)["model_state"]
         assert all(torch.equal(a[k], b[k]) for k in a), sub
     assert straight.metrics["test_mae"] == resumed.metrics["test_mae"]
-    assert (tmp_path / "straight" / "predictions.csv").read_text() == (tmp_path / "resumed" / "predictions.csv").read_text()
+    straight_csv = (tmp_path / "straight" / "predictions.csv").read_text()
+    assert straight_csv == (tmp_path / "resumed" / "predictions.csv").read_text()
     hist_a = read_history(tmp_path / "straight" / "fold-2")
     hist_b = read_history(tmp_path / "resumed" / "fold-2")
     assert [h["train_loss"] for h in hist_a] == [h["train_loss"] for h in hist_b]
@@ -369,7 +363,7 @@ def test_cv_folds_split_the_reduced_training_set(tmp_path):
                       mode="full")
     fit(X, y, cfg, tmp_path / "run", progress=False)
     splits = json.loads((tmp_path / "run" / "splits.json").read_text())
-    assert sorted(sum(splits["folds"], [])) == sorted(splits["trainval"])
+    assert sorted(i for fold in splits["folds"] for i in fold) == sorted(splits["trainval"])
     assert len(splits["trainval"]) == round(0.5 * 22)
 
 

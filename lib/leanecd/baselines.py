@@ -66,10 +66,17 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import torch
+from tqdm.auto import tqdm
 
 from . import registry
+from .cells import to_conventional
 from .composition import composition_feature_table
+from .data import load_dataset
 from .errors import FileFormatError, LeanECDError
+from .execution import device_select, provenance
+from .features import dataset_features
+from .lattice import find_cubic_cell
 from .metrics import recompute
 from .runs import (
     PREDICTION_COLUMNS,
@@ -84,6 +91,8 @@ from .runs import (
 from .settings import SETTINGS
 from .splits import TEST_FRACTION, Split, split_indices, train_subset
 from .tables import LEARNING_CURVE_COLUMNS
+from .train import fit
+from .trainconfig import TrainConfig
 
 __all__ = [
     "split_from_run",
@@ -165,6 +174,7 @@ def autocorrelation_feature_table(ids: Sequence[str], X, step: int = RIDGE_STEP)
 
 def make_ridge():
     """The ``ridge`` baseline's model: standardise, then ridge with a leave-one-out choice of the penalty."""
+    # scikit-learn here: it takes seconds to import and only these two makers need it
     from sklearn.linear_model import RidgeCV
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
@@ -245,10 +255,6 @@ def run_baseline(name: str, table: pd.DataFrame, targets: Sequence[str], split: 
     preds["y_true"] = preds["y_true"].astype(float)
     preds["y_pred"] = preds["y_pred"].astype(float)
     metrics = recompute(preds)
-    import torch
-
-    from .train import provenance
-
     prov = provenance(torch.device("cpu"), dataset_version, dataset_name)
     prov["device_name"] = "cpu (scikit-learn)" if name in ("rf", "ridge") else "cpu (numpy)"
     metrics.update({
@@ -365,8 +371,6 @@ def raw_density_grid(field, in_size: int = 40, method: str = "spectral") -> np.n
     negative values: the raw ρ, as Zhao et al. feed it). The default 40³ is
     :data:`leanecd.models.BASELINE_DEFAULT_IN_SIZE` for ``zhao``.
     """
-    from .cells import to_conventional
-    from .lattice import find_cubic_cell
 
     a = find_cubic_cell(field.lattice).a
     cube = to_conventional(field, method=method, spacing=a / in_size)
@@ -381,8 +385,6 @@ def raw_density_inputs(dataset, ids: Sequence[str], in_size: int = 40, method: s
     out = np.empty((len(ids), in_size, in_size, in_size), dtype=np.float32)
     it = ids
     if progress:
-        from tqdm.auto import tqdm
-
         it = tqdm(ids, desc="raw ρ grids", unit="field")
     for n, i in enumerate(it):
         out[n] = raw_density_grid(dataset.field(i), in_size, method)
@@ -404,7 +406,6 @@ def run_zhao_baseline(dataset, reference: Run | str | os.PathLike | Split, run_d
     the protocol of ``mode``). Expensive: ~2 M parameters; at the paper's protocol
     a GPU job. Returns the :class:`leanecd.train.FitResult`.
     """
-    from .train import TrainConfig, fit
 
     if isinstance(reference, Split):
         split, ref_targets = reference, None
@@ -453,16 +454,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--device", help="zhao only")
     args = ap.parse_args(argv)
 
-    from .data import load_dataset
-
     ds = load_dataset(args.dataset)
     ref = read_run(args.reference)
     cheap = [n for n in args.names if n != "zhao"]
     if cheap:
         features = None
         if "ridge" in cheap:
-            from .features import dataset_features
-
             ids, X, _ = dataset_features(ds, progress=False)
             features = autocorrelation_feature_table(ids, X)
         runs = baselines_for_run(ref, ds.table, cheap, out_root=args.out_root, features=features)
@@ -471,10 +468,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             for t in m["targets"]:
                 print(f"{name} {t}: test MAE {m['test_mae'][t]:.4g}, test NMAE {m['test_nmae'][t]:.2f} %  -> {r.path}")
     if "zhao" in args.names:
-        import torch
-
-        from .train import device_select
-
         if args.threads:
             torch.set_num_threads(args.threads)
         e = ("e650" if args.epochs is None and args.mode == "full"
