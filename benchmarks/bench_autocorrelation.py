@@ -45,7 +45,6 @@ from leanecd.correlations import autocorrelation, autocorrelation_grid  # noqa: 
 from leanecd.io import ECDField  # noqa: E402
 from leanecd.lattice import find_cubic_cell  # noqa: E402
 
-
 # --------------------------------------------------------------------------- fields
 
 
@@ -156,22 +155,23 @@ def main(argv=None):
     note = None
     for name, make in (("cubic 80^3", cubic_field), ("fcc primitive 48^3", fcc_field)):
         field = make()
-        t_ex, t_ex_min, F = timed(lambda: autocorrelation(field), args.repeat)
+        t_ex, t_ex_min, F = timed(lambda field=field: autocorrelation(field), args.repeat)
         assert abs(F[25, 25, 25] - field.rho.mean()) < 1e-12 * field.rho.mean()
         rows.append((name, "exact", t_ex, t_ex_min, 0.0, 0.0, 1.0))
-        if find_cubic_cell(field.lattice).multiplicity == 1 and np.allclose(field.lattice, np.diag(np.diag(field.lattice))):
-            t, tmin, G = timed(lambda: fft_then_spline(field), args.repeat)
+        if (find_cubic_cell(field.lattice).multiplicity == 1
+                and np.allclose(field.lattice, np.diag(np.diag(field.lattice)))):
+            t, tmin, G = timed(lambda field=field: fft_then_spline(field), args.repeat)
             rows.append((name, "paper: FFT + spline", t, tmin, *errors(G, F), t / t_ex))
         else:
-            def paper():
+            def paper(field=field):
                 conv, _ = sitk_conventional(field)
                 return fft_then_spline(conv)
 
             t, tmin, G = timed(paper, args.repeat)
             rows.append((name, "paper: sitk + FFT + spline", t, tmin, *errors(G, F), t / t_ex))
             conv, note = sitk_conventional(field)
-            t_c, tmin_c, _ = timed(lambda: sitk_conventional(field), args.repeat)
-            t_e, tmin_e, H = timed(lambda: autocorrelation(conv), args.repeat)
+            t_c, tmin_c, _ = timed(lambda field=field: sitk_conventional(field), args.repeat)
+            t_e, tmin_e, H = timed(lambda conv=conv: autocorrelation(conv), args.repeat)
             rows.append((name, f"sitk cube ({conv.shape[0]}^3) + exact", t_c + t_e, tmin_c + tmin_e,
                          *errors(H, F), (t_c + t_e) / t_ex))
 

@@ -33,11 +33,11 @@ def main():
           f"{'max err/peak':>12} {'|sitk-spec|/peak':>16}")
     for n in (30, 48):
         prim = synthetic_field("fcc", a=5.6, n=n, sigma=0.5)
-        t_fft, _ = best_time(lambda: np.fft.fftn(prim.rho))
+        t_fft, _ = best_time(lambda prim=prim: np.fft.fftn(prim.rho))
         peak = prim.rho.max()
         results = {}
         for method in ("spectral", "sitk"):
-            t, cube = best_time(lambda: to_conventional(prim, method))
+            t, cube = best_time(lambda prim=prim, method=method: to_conventional(prim, method))
             m = cube.shape[0]
             idx = np.random.default_rng(0).integers(0, m, (3000, 3))
             exact = synthetic_density(cube, idx / m * cube.lattice[0, 0])

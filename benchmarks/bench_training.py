@@ -217,7 +217,7 @@ def main(argv=None) -> None:
                  ("A", "bf16 + channels_last_3d"): make_step("A", b, amp_bf16=True, channels_last=True, device=dev),
                  ("B", "fp32"): make_step("B", b, device=dev)}
         t = measure(steps, args.iters)
-        for (name, label), (best_t, med) in t.items():
+        for (name, label), (best_t, _med) in t.items():
             gflop = flops_per_sample(build_model(name), IN) / 1e9
             print(f"{name} {label:26s} {b / best_t:10.1f} samples/s {gflop * b / best_t / 1e3:8.2f} TFLOP/s")
         results["A"] = (flops_per_sample(build_model("A"), IN) / 1e9, b / t[("A", "bf16 + channels_last_3d")][0])
@@ -249,7 +249,8 @@ def main(argv=None) -> None:
     paper_sps = 650 * n_final / (6.5 * 60)
     print(
         f"Check against the paper: 6-7 min per Model A fit on one A100 (650 epochs x {n_final} samples) is "
-        f"~{paper_sps:,.0f} samples/s = {paper_sps * gflop_a / 1e3:.0f} TFLOP/s, ~{paper_sps * gflop_a / 312e1:.0f} % of "
+        f"~{paper_sps:,.0f} samples/s = {paper_sps * gflop_a / 1e3:.0f} TFLOP/s, "
+        f"~{paper_sps * gflop_a / 312e1:.0f} % of "
         "the A100's 312 TFLOP/s bf16 peak: small 3-D convolutions reach a few per cent of peak unless tuned, "
         "so the 'realistic' line above is the one to expect from an untuned run."
     )

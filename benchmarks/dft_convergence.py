@@ -43,7 +43,8 @@ def main() -> None:
         grid += [(350.0, base.kpt_density), (550.0, base.kpt_density), (base.ecut_eV, 3.0), (base.ecut_eV, 5.5)]
     out = Path(args.out)
     rows = json.loads(out.read_text()) if out.exists() else []
-    print(f"{'compound':8s} {'ecut':>5s} {'kdens':>5s} {'a0 Å':>7s} {'B GPa':>7s} {'B′':>5s} {'E/atom eV':>10s} {'s':>5s}  ref a0, B")
+    print(f"{'compound':8s} {'ecut':>5s} {'kdens':>5s} {'a0 Å':>7s} {'B GPa':>7s} {'B′':>5s} "
+          f"{'E/atom eV':>10s} {'s':>5s}  ref a0, B")
     for name, (proto, species, a_ref, b_ref) in REFERENCE_PBE.items():
         for ecut, kd in (grid if name == "Cu" else grid[:1]):  # the metal is the hard case
             if any(r["compound"] == name and r["ecut_eV"] == ecut and r["kpt_density"] == kd for r in rows):

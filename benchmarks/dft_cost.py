@@ -22,6 +22,7 @@ from pathlib import Path
 import pandas as pd
 
 from leanecd import card, dft
+from leanecd.dft.layout import _is_done
 from leanecd.store import read_json
 
 
@@ -77,7 +78,8 @@ def main(argv=None) -> None:
     now = df[df["protocol"] == dft.DATASET_VERSION].groupby(key)["core_s"]
     current = now.median()[now.size() >= 5]  # a median of at least 5 compounds
     any_protocol, by_prototype = df.groupby(key)["core_s"].median(), df.groupby("prototype")["core_s"].median()
-    rest = pd.DataFrame({"prototype": [e["prototype"] for e in left], "magnetic": [magnetic(e["species"]) for e in left],
+    rest = pd.DataFrame({"prototype": [e["prototype"] for e in left],
+                         "magnetic": [magnetic(e["species"]) for e in left],
                          "n_elements": [len(set(e["species"])) for e in left]})
     if rest.empty:
         print(f"\n{n_good} gated compounds: the target of {args.target} is reached")
@@ -86,9 +88,10 @@ def main(argv=None) -> None:
                       for k in zip(rest["prototype"], rest["magnetic"])]
     by = rest.groupby(key).agg(compounds=("core_s", "size"), projected_core_h=("core_s", "sum"))
     by["projected_core_h"] /= 3600
+    sizes = ", ".join(f"{n} with {k} elements" for k, n in rest["n_elements"].value_counts().sort_index().items())
     print(f"\nleft to reach {args.target} gated compounds ({n_good} now), with no further failure: the next "
           f"{len(rest)} of the computing order (`leanecd-dft run --limit {limit}`) "
-          f"({', '.join(f'{n} with {k} elements' for k, n in rest['n_elements'].value_counts().sort_index().items())}), "
+          f"({sizes}), "
           f"about {rest['core_s'].sum() / 3600:.1f} core-hours at the median core-s of each prototype "
           f"(with and without a magnetic element apart; protocol {dft.DATASET_VERSION} where it has computed ≥ 5 "
           f"of the kind, else all):")
@@ -98,8 +101,9 @@ def main(argv=None) -> None:
 def recomputation_cost(root: Path, df: pd.DataFrame) -> None:
     """Core-seconds of the compounds recomputed under the current protocol (no coarse scan: a new
     compound adds its coarse scan at 250 eV), and a projection for the rest of the recompute plan."""
-    re = df[df.get("supersedes", pd.Series(index=df.index, dtype=object)).notna() & (df["protocol"] == dft.DATASET_VERSION)]
-    todo = [e for e in dft.recompute_plan(root) if not dft._is_done(root, e)]
+    re = df[df.get("supersedes", pd.Series(index=df.index, dtype=object)).notna()
+            & (df["protocol"] == dft.DATASET_VERSION)]
+    todo = [e for e in dft.recompute_plan(root) if not _is_done(root, e)]
     print(f"\nrecomputed under protocol {dft.DATASET_VERSION}: {len(re)} compounds "
           f"({len(todo)} left in `leanecd-dft recompute`'s plan)")
     if re.empty:

@@ -30,6 +30,7 @@ from dataclasses import replace  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 from leanecd import dft  # noqa: E402
+from leanecd.dft.scf import _energy, _kmesh, _moments  # noqa: E402
 from leanecd.store import write_json  # noqa: E402
 
 
@@ -38,7 +39,7 @@ def main(prototype: str, species: str, a_guess: str, *flags: str) -> int:
     spin = "--spin" in flags
     settings = replace(dft.DFTSettings(), reuse_magnetic=True)
     build = lambda a: dft.build_atoms(prototype, sp, a)  # noqa: E731
-    kpts = dft._kmesh(build(a_guess), settings.kpt_density)
+    kpts = _kmesh(build(a_guess), settings.kpt_density)
     steps = list(settings.volume_steps) + [1.01]
     runs = {}
     with tempfile.TemporaryDirectory() as tmp:
@@ -47,9 +48,9 @@ def main(prototype: str, species: str, a_guess: str, *flags: str) -> int:
             for s in steps:
                 a = a_guess * s ** (1 / 3)
                 c0 = time.process_time()
-                e, at = dft._energy(build, a, settings, kpts, str(Path(tmp) / f"{mode}.txt"), spin=spin,
+                e, at = _energy(build, a, settings, kpts, str(Path(tmp) / f"{mode}.txt"), spin=spin,
                                     previous=prev if mode == "reuse" else None)
-                local = dft._moments(at, spin)[1]
+                local = _moments(at, spin)[1]
                 rows.append({"V_over_Vguess": s, "a_A": a, "energy_eV": e, "cpu_s": time.process_time() - c0,
                              "max_local_moment_muB": local, "reused": at.calc is prev})
                 prev = at.calc
@@ -62,7 +63,8 @@ def main(prototype: str, species: str, a_guess: str, *flags: str) -> int:
     print(f"{cid}: largest |ΔE| = {1000 * worst:.4f} meV per cell; "
           f"{t0:.1f} → {t1:.1f} CPU-s for {len(steps)} SCFs ({100 * (t1 / t0 - 1):+.1f} %)")
     write_json(Path(__file__).resolve().parent / "output" / f"dft_reuse-{cid}.json",
-               {"id": cid, "spin_polarized": spin, "kpts": kpts, "runs": runs, "max_abs_dE_eV": worst, "cpu_s_scratch": t0, "cpu_s_reuse": t1})
+               {"id": cid, "spin_polarized": spin, "kpts": kpts, "runs": runs, "max_abs_dE_eV": worst,
+                "cpu_s_scratch": t0, "cpu_s_reuse": t1})
     return 0
 
 

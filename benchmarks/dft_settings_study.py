@@ -12,7 +12,7 @@ atomically; finished runs are skipped, so the study resumes. Two processes can s
     python benchmarks/dft_settings_study.py --worker 0/2 & python benchmarks/dft_settings_study.py --worker 1/2
     python benchmarks/dft_settings_study.py --report      # the table, from the files
 
-The protocol of version 0.7.0 (:data:`leanecd.dft.PROTOCOL_070`) is chosen from this table.
+The protocol of version 0.7.0 (:class:`leanecd.dft.DFTSettings` defaults) is chosen from this table.
 """
 
 from __future__ import annotations

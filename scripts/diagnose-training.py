@@ -25,12 +25,12 @@ import sys
 import tempfile
 from pathlib import Path
 
-import numpy as np
-
-from leanecd.features import dataset_features
 from leanecd.data import load_dataset
+from leanecd.features import dataset_features
 from leanecd.store import atomic_path
-from leanecd.train import TrainConfig, fit, read_history
+from leanecd.checkpoint import read_history
+from leanecd.train import fit
+from leanecd.trainconfig import TrainConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 TARGET = "bulk_modulus_GPa"
@@ -45,8 +45,10 @@ ROWS = {
     "global-lr1e-3": ("inputs one mean/SD, lr 1e-3", {"input_norm": "global", "lr": 1e-3}),
     "lr1e-3": ("raw inputs, lr 1e-3", {"lr": 1e-3}),
     "voxel-lr3e-4": ("inputs per grid point, lr 3e-4", {"input_norm": "voxel", "lr": 3e-4}),
-    "voxel-lr1e-3-batch16": ("per grid point, lr 1e-3, batch 16", {"input_norm": "voxel", "lr": 1e-3, "batch_size": 16}),
-    "voxel-lr1e-3-dropout": ("per grid point, lr 1e-3, dropout 0.1", {"input_norm": "voxel", "lr": 1e-3, "dropout": 0.1}),
+    "voxel-lr1e-3-batch16": ("per grid point, lr 1e-3, batch 16",
+                             {"input_norm": "voxel", "lr": 1e-3, "batch_size": 16}),
+    "voxel-lr1e-3-dropout": ("per grid point, lr 1e-3, dropout 0.1",
+                             {"input_norm": "voxel", "lr": 1e-3, "dropout": 0.1}),
 }
 
 COLUMNS = ["name", "change", "input_norm", "lr", "warmup_epochs", "batch_size", "dropout", "epochs", "n_train",
@@ -94,7 +96,8 @@ def main(argv=None) -> int:
                           train_fraction=args.fraction, cpu_path=args.cpu_path, **kwargs)
         run_dir = Path(tempfile.mkdtemp(prefix=f"diag-{name}-"))
         try:
-            m = fit(X, y, cfg, run_dir, ids=ids, dataset_name=ds.name, dataset_version=ds.version, progress=False).metrics
+            m = fit(X, y, cfg, run_dir, ids=ids, dataset_name=ds.name, dataset_version=ds.version,
+                    progress=False).metrics
             hist = read_history(run_dir / "final")
             shutil.copy(run_dir / "final" / "history.csv", args.out / "history" / f"{name}.csv")
         finally:

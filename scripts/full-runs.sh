@@ -43,7 +43,9 @@ LR=${LR:-1e-3}
 FOLDS=${FOLDS:-9}
 RESULTS=${LEANECD_RESULTS:-results}   # the one setting chapters 6 and 7 use too (leanecd.settings.results_dir)
 CV=$([[ $FOLDS == 0 ]] && echo final || echo "cv${FOLDS}")   # 0 folds: final fit only
-ALL="A-bulk_modulus_GPa A-energy_per_atom_eV B-bulk_modulus_GPa B-energy_per_atom_eV C-bulk_modulus_GPa C-energy_per_atom_eV"
+# models and targets as the registry names them (leanecd.registry): every lean model on every target
+TARGETS=$($PY -c "from leanecd import registry; print(' '.join(registry.TARGETS))")
+ALL=$($PY -c "from leanecd import registry; print(' '.join(f'{m}-{t}' for m in registry.model_names('lean') for t in registry.TARGETS))")
 RUNS=${RUNS:-$ALL}
 LC_FRACTIONS=${LC_FRACTIONS-0.125 0.25 0.5}
 STACK_FLAG=$([[ ${STACKED:-1} == 0 ]] && echo --no-stacked || true)
@@ -71,7 +73,7 @@ for run in $RUNS; do
     run_job $PY -m leanecd.train --model "$model" --target "$target" --dataset embedded --run-dir "$dir" \
         --epochs "$EPOCHS" --folds "$FOLDS" --lr "$LR" --mode full --device "$DEVICE" --no-progress $STACK_FLAG $THREAD_FLAG
 done
-for target in bulk_modulus_GPa energy_per_atom_eV; do
+for target in $TARGETS; do
     for fraction in $LC_FRACTIONS; do
         dir=$RESULTS/learning-curve/A-${target}-f${fraction}-e${EPOCHS}-${DEVICE}
         if [[ -f $dir/metrics.json ]]; then echo "done: $dir"; continue; fi
@@ -84,10 +86,10 @@ done
 wait_jobs
 # baselines on the split of Model A's runs: training mean, composition random forest,
 # and the heavy Zhao et al. 3D-CNN on the raw density (same protocol)
-for target in bulk_modulus_GPa energy_per_atom_eV; do
+for target in $TARGETS; do
     ref=$RESULTS/A-${target}-e${EPOCHS}-${CV}-${DEVICE}
     [[ -f $ref/metrics.json ]] || continue
-    names=${BASELINES:-mean rf ridge zhao}
+    names=${BASELINES:-$($PY -c "from leanecd import registry; print(' '.join(registry.model_names('baseline')))") zhao}
     [[ -f $RESULTS/baselines/zhao-e${EPOCHS}-${CV}-${DEVICE}-on-${ref##*/}/metrics.json ]] && names=${names//zhao/}
     $PY -m leanecd.baselines --reference "$ref" --names $names --epochs "$EPOCHS" --folds "$FOLDS" \
         --mode full --device "$DEVICE" --out-root "$RESULTS/baselines"

@@ -9,7 +9,11 @@ import pandas as pd
 import pytest
 
 from leanecd import baselines as B
-from leanecd import metrics as M
+from leanecd import composition as C
+from leanecd import registry
+from leanecd import runs as R
+from leanecd import splits as S
+from leanecd import tables as T
 from leanecd.errors import LeanECDError
 
 pytest.importorskip("jarvis.core", reason="composition features need jarvis-tools")
@@ -19,7 +23,7 @@ pytest.importorskip("jarvis.core", reason="composition features need jarvis-tool
 
 
 def test_nacl_features_by_hand():
-    f = B.composition_features("NaCl")  # Na: Z 11, Cl: Z 17, 1:1
+    f = C.composition_features("NaCl")  # Na: Z 11, Cl: Z 17, 1:1
     assert f["n_elements"] == 2
     assert f["mean Number"] == pytest.approx(14.0)
     assert f["min Number"] == 11 and f["max Number"] == 17
@@ -27,25 +31,25 @@ def test_nacl_features_by_hand():
     assert f["mad Number"] == pytest.approx(3.0)
     assert f["mean Electronegativity"] == pytest.approx((0.93 + 3.16) / 2)
     assert f["mean NValence"] == pytest.approx((1 + 7) / 2)  # Na 3s1; Cl 3s2 3p5
-    assert len(f) == 1 + 5 * len(B.ELEMENT_PROPERTIES) == len(B.feature_names())
+    assert len(f) == 1 + 5 * len(C.ELEMENT_PROPERTIES) == len(C.feature_names())
 
 
 def test_stoichiometry_weights():
-    f = B.composition_features("CaKF3")  # Z 20, 19, 9 x3 -> fractions 1/5, 1/5, 3/5
+    f = C.composition_features("CaKF3")  # Z 20, 19, 9 x3 -> fractions 1/5, 1/5, 3/5
     assert f["mean Number"] == pytest.approx((20 + 19 + 3 * 9) / 5)
     mean = (20 + 19 + 27) / 5
     assert f["mad Number"] == pytest.approx((abs(20 - mean) + abs(19 - mean) + 3 * abs(9 - mean)) / 5)
     # the same composition written differently gives the same features
-    assert np.allclose(B.composition_features("Ca2K2F6"), f)
-    g = B.composition_features("Cu")
+    assert np.allclose(C.composition_features("Ca2K2F6"), f)
+    g = C.composition_features("Cu")
     assert g["range Number"] == 0 and g["mad Number"] == 0 and g["mean Number"] == 29
 
 
 def test_feature_table_and_bad_formula():
-    t = B.composition_feature_table(pd.Series({"a": "NaCl", "b": "MgO"}))
+    t = C.composition_feature_table(pd.Series({"a": "NaCl", "b": "MgO"}))
     assert list(t.index) == ["a", "b"] and t.loc["b", "mean Number"] == pytest.approx(10.0)
     with pytest.raises(LeanECDError):
-        B.composition_features("Xx2")
+        C.composition_features("Xx2")
 
 
 # ---------------------------------------------------------------- the baselines
@@ -60,14 +64,14 @@ def synthetic_compounds(n=60, seed=0):
     ids = [f"{a}{b}-synthetic" for a, b in pairs]
     formulas = [f"{a}{b}" for a, b in pairs]
     table = pd.DataFrame({"formula": formulas}, index=ids)
-    feats = B.composition_feature_table(table["formula"])
+    feats = C.composition_feature_table(table["formula"])
     table["bulk_modulus_GPa"] = 300.0 / feats["mean CovalentRadius"] * 50 + 2 * feats["range Electronegativity"] ** 2
     return table
 
 
 def test_mean_predictor_mae_is_mean_absolute_deviation():
     table = synthetic_compounds(30)
-    split = B.split_for_ids(table.index, seed=0, folds=3)
+    split = S.split_for_ids(table.index, seed=0, folds=3)
     run = B.run_baseline("mean", table, ["bulk_modulus_GPa"], split)
     y = table["bulk_modulus_GPa"]
     mu = y.loc[split.trainval].mean()
@@ -82,26 +86,26 @@ def test_mean_predictor_mae_is_mean_absolute_deviation():
 
 def test_random_forest_beats_mean_on_an_easy_relation(tmp_path):
     table = synthetic_compounds(60)
-    split = B.split_for_ids(table.index, seed=0)
+    split = S.split_for_ids(table.index, seed=0)
     rf = B.run_baseline("rf", table, ["bulk_modulus_GPa"], split, out_dir=tmp_path / "rf")
     mean = B.run_baseline("mean", table, ["bulk_modulus_GPa"], split, out_dir=tmp_path / "mean")
     assert rf.metrics["test_mae"]["bulk_modulus_GPa"] < 0.5 * mean.metrics["test_mae"]["bulk_modulus_GPa"]
-    # written in the run layout: metrics.table2 reads it, metrics.json equals the recomputation
-    back = M.read_run(tmp_path / "rf")
+    # written in the run layout: tables.table2 reads it, metrics.json equals the recomputation
+    back = R.read_run(tmp_path / "rf")
     assert back.kind == "baseline" and back.model == "rf"
-    M.check_run(back, atol=1e-12)
-    t = M.table2([tmp_path / "rf", tmp_path / "mean"], paper=True)
+    R.check_run(back, atol=1e-12)
+    t = T.table2([tmp_path / "rf", tmp_path / "mean"], paper=True)
     col = ("random forest (composition)", "bulk modulus (GPa)", "ours")
     assert t.loc["Test-MAE", col] == pytest.approx(rf.metrics["test_mae"]["bulk_modulus_GPa"])
     assert t.loc["epochs", col].startswith("n/a")
-    assert t.loc["Test-NMAE (%)", ("random forest (composition)", "bulk modulus (GPa)", M.PAPER_LABEL)] == 22.3
+    assert t.loc["Test-NMAE (%)", ("random forest (composition)", "bulk modulus (GPa)", T.PAPER_LABEL)] == 22.3
 
 
 def test_split_for_ids_is_train_split_indices():
-    from leanecd.train import split_indices
+    from leanecd.splits import split_indices
 
     ids = [f"c{i}" for i in range(25)]
-    s = B.split_for_ids(ids, seed=3)
+    s = S.split_for_ids(ids, seed=3)
     tv, te = split_indices(25, 3, 0.1)
     assert s.trainval == [ids[i] for i in tv] and s.test == [ids[i] for i in te]
     assert len(s.test) == 2
@@ -125,22 +129,24 @@ def test_baseline_learning_curve_has_fits_test_set_and_nested_training_sets(tmp_
     checked against a real 1-epoch fit (SYNTHETIC features) and by brute force for the mean."""
     import matplotlib
 
-    from leanecd import plots
+    from leanecd import resultplots
     from leanecd.settings import SETTINGS
-    from leanecd.train import TrainConfig, fit, split_indices, train_subset
+    from leanecd.splits import split_indices, train_subset
+    from leanecd.train import fit
+    from leanecd.trainconfig import TrainConfig
 
     matplotlib.use("Agg")
     table = synthetic_compounds(40)
     y = table["bulk_modulus_GPa"]
     lc = B.learning_curve(table, ["bulk_modulus_GPa"], fractions=(0.25, 0.5, 1.0))
-    assert list(lc.columns) == M.LEARNING_CURVE_COLUMNS
+    assert list(lc.columns) == T.LEARNING_CURVE_COLUMNS
     assert list(lc["n_train"]) == [9, 18, 36] * 2 and set(lc["n_test"]) == {4}
     # the same test set and training subset as a CNN fit at train_fraction 0.5 on these ids
     X = np.random.default_rng(0).random((len(table), 19, 19, 19), dtype=np.float32)
     cfg = TrainConfig(model="A", targets=("bulk_modulus_GPa",), epochs=1, batch_size=8, final_only=True,
                       train_fraction=0.5, mode="full", device="cpu")
     fit(X, y.to_numpy(), cfg, tmp_path / "A-f0.5", ids=list(table.index), progress=False)
-    cnn = M.read_run(tmp_path / "A-f0.5")
+    cnn = R.read_run(tmp_path / "A-f0.5")
     tv, te = split_indices(len(table), SETTINGS.seed, 0.1)
     subsets = {f: set(table.index[train_subset(tv, f, SETTINGS.seed)]) for f in (0.25, 0.5, 1.0)}
     assert set(cnn.ids("test")) == set(table.index[te])
@@ -154,8 +160,8 @@ def test_baseline_learning_curve_has_fits_test_set_and_nested_training_sets(tmp_
     rf = lc[lc["model"] == "rf"].set_index("train_fraction")["test_mae"]
     assert rf[1.0] < rf[0.25]
     # drawn together with the CNN's curve (baselines have no epochs)
-    both = pd.concat([lc, M.learning_curve([cnn], verbose=False)], ignore_index=True)
-    fig = plots.learning_curve(both)
+    both = pd.concat([lc, T.learning_curve([cnn], verbose=False)], ignore_index=True)
+    fig = resultplots.learning_curve(both)
     labels = fig.axes[0].get_legend_handles_labels()[1]
     curves = [lab for lab in labels if "collapsed" not in lab]  # collapsed runs get crosses of their own
     assert len(curves) == 3 and any("epochs" not in lab for lab in curves)
@@ -167,7 +173,7 @@ def test_baseline_learning_curve_has_fits_test_set_and_nested_training_sets(tmp_
 def fcc_dataset(n=14):
     """A synthetic Dataset of FCC Gaussian densities with a made-up 'bulk modulus' falling with a."""
     from leanecd.cells import synthetic_field
-    from leanecd.data import Dataset
+    from leanecd.dataset import Dataset
 
     ids = [f"S{i}-synthetic" for i in range(n)]
     a = {i: 3.4 + 0.1 * k for k, i in enumerate(ids)}
@@ -178,7 +184,8 @@ def fcc_dataset(n=14):
 
 
 def test_split_from_run_and_zhao_on_the_same_split(tmp_path, one_thread):
-    from leanecd.train import TrainConfig, fit
+    from leanecd.train import fit
+    from leanecd.trainconfig import TrainConfig
 
     ds = fcc_dataset(14)
     rng = np.random.default_rng(0)
@@ -188,12 +195,12 @@ def test_split_from_run_and_zhao_on_the_same_split(tmp_path, one_thread):
     cfg = TrainConfig(model="A", targets=("bulk_modulus_GPa",), epochs=1, folds=2, max_samples=12, mode="quick",
                       device="cpu", seed=5)
     fit(X, y, cfg, tmp_path / "ref", ids=ds.ids, progress=False)
-    ref = M.read_run(tmp_path / "ref")
+    ref = R.read_run(tmp_path / "ref")
     split = B.split_from_run(ref)
     assert sorted(split.ids) == sorted(set(ref.predictions["id"]))
     assert len(split.ids) == 12 and len(split.folds) == 2 and split.seed == 5
     # the reconstructed order redraws exactly the reference split
-    again = B.split_for_ids(split.order, seed=5, folds=2)
+    again = S.split_for_ids(split.order, seed=5, folds=2)
     assert again.trainval == split.trainval and again.test == split.test
     assert [sorted(f) for f in again.folds] == [sorted(f) for f in split.folds]
 
@@ -206,11 +213,11 @@ def test_split_from_run_and_zhao_on_the_same_split(tmp_path, one_thread):
     # the Zhao CNN on raw densities, same split (checked inside), tiny grid
     res = B.run_zhao_baseline(ds, ref, tmp_path / "zhao", in_size=22, epochs=1, folds=0, mode="quick",
                               device="cpu", progress=False)
-    z = M.read_run(tmp_path / "zhao")
+    z = R.read_run(tmp_path / "zhao")
     assert z.model == "zhao" and z.config["baseline_of"]["in_size"] == 22
     assert sorted(z.predictions.loc[z.predictions["split"] == "test", "id"]) == sorted(split.test)
     assert res.metrics["test_mae"]["bulk_modulus_GPa"] >= 0
-    t3 = M.table3([z])
+    t3 = T.table3([z])
     assert t3.iloc[0]["trainable parameters"] == 334_633  # zhao built for 22³ input
 
 
@@ -241,13 +248,13 @@ def test_ridge_recovers_a_linear_law_of_the_subsampled_autocorrelation(tmp_path)
     feats = B.autocorrelation_feature_table(ids, X)
     assert feats.shape == (n, 3**3)  # every 5th of 11 points: 0, 5, 10
     assert feats.loc["c3"].iloc[0] == pytest.approx(float(X[3, 0, 0, 0]))
-    split = B.split_for_ids(ids, seed=0)
+    split = S.split_for_ids(ids, seed=0)
     ridge = B.run_baseline("ridge", table, ["bulk_modulus_GPa"], split, out_dir=tmp_path / "ridge", features=feats)
     mean = B.run_baseline("mean", table, ["bulk_modulus_GPa"], split)
     assert ridge.metrics["test_mae"]["bulk_modulus_GPa"] < 0.1 * mean.metrics["test_mae"]["bulk_modulus_GPa"]
-    back = M.read_run(tmp_path / "ridge")
-    assert back.model == "ridge" and M.model_label("ridge").startswith("ridge")
-    M.check_run(back, atol=1e-12)
+    back = R.read_run(tmp_path / "ridge")
+    assert back.model == "ridge" and registry.model_label("ridge").startswith("ridge")
+    R.check_run(back, atol=1e-12)
     with pytest.raises(LeanECDError, match="autocorrelations"):
         B.run_baseline("ridge", table, ["bulk_modulus_GPa"], split)
     with pytest.raises(LeanECDError, match="without autocorrelation features"):

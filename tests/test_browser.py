@@ -26,7 +26,6 @@ from urllib.parse import urljoin, urlparse
 
 import pytest
 import yaml
-
 from test_reader_text import HISTORY_PAGES, visible_text_hits
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -130,7 +129,8 @@ CHROME_ARGS = [
 
 def _chromium() -> tuple[str, str]:
     browser = next((shutil.which(b) for b in ("chromium", "chromium-browser") if shutil.which(b)), None)
-    driver = shutil.which("chromedriver") or ("/usr/bin/chromedriver" if Path("/usr/bin/chromedriver").exists() else None)
+    driver = shutil.which("chromedriver") or (
+        "/usr/bin/chromedriver" if Path("/usr/bin/chromedriver").exists() else None)
     if not browser or not driver:
         _unavailable("Chromium and ChromeDriver are not installed "
                      "(scripts/setup-env.sh --browser installs the Debian packages chromium chromium-driver)")
@@ -220,7 +220,8 @@ const drawn = p => p.classList.contains('js-plotly-plot') && p.querySelector('.m
     math_untypeset: untypeset,
     mjx: document.querySelectorAll('mjx-container').length,
     images: document.images.length,
-    images_broken: [...document.images].filter(i => !(i.complete && i.naturalWidth > 0)).map(i => i.getAttribute('src')),
+    images_broken: [...document.images].filter(i => !(i.complete && i.naturalWidth > 0))
+      .map(i => i.getAttribute('src')),
     prev: (document.querySelector('a.left-prev') || {}).href || null,
     next: (document.querySelector('a.right-next') || {}).href || null,
     foreign: performance.getEntriesByType('resource').map(e => e.name)
@@ -251,7 +252,8 @@ def test_page_in_browser(browser, site, page):
     if r["webgl_missing"]:
         problems.append(f"{r['webgl_missing']} plotly figures say WebGL is missing")
     if r["math_untypeset"]:
-        problems.append(f"{len(r['math_untypeset'])} of {r['math']} equations not typeset, e.g. {r['math_untypeset'][:3]}")
+        problems.append(f"{len(r['math_untypeset'])} of {r['math']} equations not typeset, "
+                        f"e.g. {r['math_untypeset'][:3]}")
     problems += [f"image not loaded: {s}" for s in r["images_broken"]]
     i = PAGES.index(page)
     want_prev = PAGES[i - 1] if i > 0 else None

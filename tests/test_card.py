@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from leanecd import card, eos
-from leanecd.data import default_embedded_root
 from leanecd.dft import LABEL_COLUMNS, PAPER_COMPOSITION
+from leanecd.sources import default_embedded_root
 from leanecd.store import read_json
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -274,7 +274,8 @@ def test_spectral_nyquist_corner_terms_are_symmetric():
 
     def analytic(f):
         c = np.cos(np.pi * n * f)
-        return 3.0 + c[:, 0] * c[:, 1] * c[:, 2] + 0.5 * c[:, 0] * c[:, 2] + 0.3 * np.sin(2 * np.pi * (f[:, 1] - 2 * f[:, 2]))
+        return (3.0 + c[:, 0] * c[:, 1] * c[:, 2] + 0.5 * c[:, 0] * c[:, 2]
+                + 0.3 * np.sin(2 * np.pi * (f[:, 1] - 2 * f[:, 2])))
 
     frac = np.stack(np.meshgrid(*[np.arange(n) / n] * 3, indexing="ij"), -1).reshape(-1, 3)
     prim = ECDField(rho=analytic(frac).reshape(n, n, n), lattice=base.lattice, atoms=base.atoms, source="nyquist")

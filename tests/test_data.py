@@ -16,9 +16,11 @@ import pandas as pd
 import pytest
 from ase.build import bulk
 
-from leanecd.data import TARGETS, Dataset, default_embedded_root, load_dataset
+from leanecd.data import load_dataset
+from leanecd.dataset import TARGETS, Dataset
 from leanecd.errors import FileFormatError
 from leanecd.io import ECDField, write_chgcar
+from leanecd.sources import default_embedded_root
 from leanecd.store import save_field, write_json
 
 REPO = Path(__file__).resolve().parents[1]

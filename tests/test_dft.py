@@ -18,6 +18,8 @@ import numpy as np
 import pytest
 
 from leanecd import dft
+from leanecd.dft import batch, protocol, scf
+from leanecd.errors import DFTError
 
 gpaw = pytest.importorskip("gpaw", reason="GPAW is installed by `scripts/setup-env.sh --dft` (the test command)")
 spglib = pytest.importorskip("spglib")
@@ -70,7 +72,7 @@ def _synthetic_bm(monkeypatch, v0=16.6, b=100.0, bp=4.5, calls=None, coarse_scal
         atoms.calc = SyntheticCalc(atoms)
         return e, atoms
 
-    monkeypatch.setattr(dft, "_energy", fake_energy)
+    monkeypatch.setattr(protocol, "_energy", fake_energy)
 
 
 def test_every_prototype_has_an_example():
@@ -200,7 +202,8 @@ RESUME_SCRIPT = textwrap.dedent("""
     import json, sys
     from dataclasses import replace
     from leanecd import dft
-    settings = dft.DFTSettings(**{k: tuple(v) if isinstance(v, list) else v for k, v in json.loads(sys.argv[2]).items()})
+    settings = dft.DFTSettings(**{k: tuple(v) if isinstance(v, list) else v
+                                  for k, v in json.loads(sys.argv[2]).items()})
     entries = json.loads(sys.argv[3])
     dft.run_batch(sys.argv[1], workers=1, settings=settings, entries=entries, progress=False)
 """)
@@ -271,17 +274,17 @@ def test_reused_wave_functions_give_the_from_scratch_energy(tmp_path):
     reuses a spin-paired one (a collapsed moment must not propagate along a scan); and a whole
     compound computed with reuse matches the one computed without."""
     build = lambda a: dft.build_atoms("fcc", ("Al",), a)  # noqa: E731
-    kpts = dft._kmesh(build(4.0), TINY.kpt_density)
+    kpts = scf._kmesh(build(4.0), TINY.kpt_density)
     txt = str(tmp_path / "gpaw.txt")
-    _, first = dft._energy(build, 3.90, TINY, kpts, txt)
-    e_reused, at = dft._energy(build, 4.05, TINY, kpts, txt, previous=first.calc)
+    _, first = scf._energy(build, 3.90, TINY, kpts, txt)
+    e_reused, at = scf._energy(build, 4.05, TINY, kpts, txt, previous=first.calc)
     assert at.calc is first.calc  # the morph path was taken, not a fresh calculator
-    e_fresh, fresh = dft._energy(build, 4.05, TINY, kpts, txt)
+    e_fresh, fresh = scf._energy(build, 4.05, TINY, kpts, txt)
     assert fresh.calc is not first.calc
     assert abs(e_reused - e_fresh) < 1e-3, (e_reused, e_fresh)  # eV, one atom; SCF tolerance
-    _, spin = dft._energy(build, 4.05, TINY, kpts, txt, spin=True, previous=first.calc)
+    _, spin = scf._energy(build, 4.05, TINY, kpts, txt, spin=True, previous=first.calc)
     assert spin.calc is not first.calc
-    _, off = dft._energy(build, 4.05, replace(TINY, reuse_wavefunctions=False), kpts, txt, previous=first.calc)
+    _, off = scf._energy(build, 4.05, replace(TINY, reuse_wavefunctions=False), kpts, txt, previous=first.calc)
     assert off.calc is not first.calc
     with_reuse, _ = dft.compute_compound("rocksalt", ("Na", "Cl"), TINY)
     without, _ = dft.compute_compound("rocksalt", ("Na", "Cl"), replace(TINY, reuse_wavefunctions=False))
@@ -298,22 +301,22 @@ def test_magnetised_scans_reuse_only_a_surviving_moment(tmp_path):
     moment collapsed (a spin-paired previous SCF), and without the setting it never reuses."""
     build = lambda a: dft.build_atoms("fcc", ("Ni",), a)  # noqa: E731
     on = replace(TINY, reuse_magnetic=True)
-    kpts = dft._kmesh(build(3.5), TINY.kpt_density)
+    kpts = scf._kmesh(build(3.5), TINY.kpt_density)
     txt = str(tmp_path / "gpaw.txt")
-    _, first = dft._energy(build, 3.45, on, kpts, txt, spin=True)
-    assert dft._local_moment(first.calc) > 0.3  # Ni keeps its moment (about 0.6 μB)
-    e_reused, reused = dft._energy(build, 3.55, on, kpts, txt, spin=True, previous=first.calc)
+    _, first = scf._energy(build, 3.45, on, kpts, txt, spin=True)
+    assert scf._local_moment(first.calc) > 0.3  # Ni keeps its moment (about 0.6 μB)
+    e_reused, reused = scf._energy(build, 3.55, on, kpts, txt, spin=True, previous=first.calc)
     assert reused.calc is first.calc
-    e_fresh, fresh = dft._energy(build, 3.55, on, kpts, txt, spin=True)
+    e_fresh, fresh = scf._energy(build, 3.55, on, kpts, txt, spin=True)
     assert abs(e_reused - e_fresh) < 1e-3, (e_reused, e_fresh)  # eV, one atom; SCF tolerance
-    assert abs(dft._local_moment(reused.calc) - dft._local_moment(fresh.calc)) < 0.02
-    _, off = dft._energy(build, 3.55, replace(TINY, reuse_magnetic=False), kpts, txt, spin=True, previous=fresh.calc)
+    assert abs(scf._local_moment(reused.calc) - scf._local_moment(fresh.calc)) < 0.02
+    _, off = scf._energy(build, 3.55, replace(TINY, reuse_magnetic=False), kpts, txt, spin=True, previous=fresh.calc)
     assert off.calc is not fresh.calc  # protocols 0.1-0.4: never reused
-    _, paired = dft._energy(build, 3.45, on, kpts, txt)
-    assert dft._local_moment(paired.calc) == 0.0
-    _, restarted = dft._energy(build, 3.55, on, kpts, txt, spin=True, previous=paired.calc)
+    _, paired = scf._energy(build, 3.45, on, kpts, txt)
+    assert scf._local_moment(paired.calc) == 0.0
+    _, restarted = scf._energy(build, 3.55, on, kpts, txt, spin=True, previous=paired.calc)
     assert restarted.calc is not paired.calc  # no moment to follow: the ferromagnetic start again
-    assert dft._local_moment(restarted.calc) > 0.3
+    assert scf._local_moment(restarted.calc) > 0.3
 
 
 def test_claims_keep_two_batches_off_the_same_compound(tmp_path):
@@ -333,9 +336,9 @@ def test_claims_keep_two_batches_off_the_same_compound(tmp_path):
     assert not (tmp_path / "failures").exists()
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
     (claims / "X-nowhere.pid").write_text(dead.stdout.strip())
-    path = dft._claim(tmp_path, "X-nowhere")
+    path = batch._claim(tmp_path, "X-nowhere")
     assert path is not None and path.read_text() == str(os.getpid())
-    assert dft._claim(tmp_path, "X-nowhere") is None  # now held by this (live) process
+    assert batch._claim(tmp_path, "X-nowhere") is None  # now held by this (live) process
     path.unlink()
     with pytest.raises(KeyError):  # the claim is taken and the work really starts ...
         dft.run_one(bogus, tmp_path)
@@ -384,10 +387,10 @@ def test_bm_minimum_through_four_points_is_exact():
 
     v = np.array([0.90, 0.95, 1.05, 1.10]) * 16.0
     e = birchmurnaghan(v, -3.0, 0.5, 4.5, 16.6)
-    a = dft._eos_minimum_edge(v, e, mult=4)
+    a = protocol._eos_minimum_edge(v, e, mult=4)
     assert a == pytest.approx((16.6 * 4) ** (1 / 3), rel=1e-9)
-    assert dft._eos_minimum_edge(v * 1.3, birchmurnaghan(v * 1.3, -3.0, 0.5, 4.5, 16.6), mult=4) is None
-    assert dft._eos_minimum_edge(v[:3], e[:3], mult=4) is None
+    assert protocol._eos_minimum_edge(v * 1.3, birchmurnaghan(v * 1.3, -3.0, 0.5, 4.5, 16.6), mult=4) is None
+    assert protocol._eos_minimum_edge(v[:3], e[:3], mult=4) is None
 
 
 def test_field_scf_as_the_fits_centre_point_saves_one_scf():
@@ -467,8 +470,8 @@ def test_a_moment_only_at_an_expanded_guess_does_not_make_the_scan_spin_polarise
         atoms.calc = SyntheticCalc(atoms, moment)
         return e, atoms
 
-    monkeypatch.setattr(dft, "_energy", fake_energy)
-    monkeypatch.setattr(dft, "guess_lattice_constant", lambda prototype, species: 1.15 * a0)
+    monkeypatch.setattr(protocol, "_energy", fake_energy)
+    monkeypatch.setattr(protocol, "guess_lattice_constant", lambda prototype, species: 1.15 * a0)
     settings = replace(TINY, calibrated_guess=False)
     rec, _ = dft.compute_compound("fcc", ("Ni",), settings)
     assert rec["magnetic_candidate"] and rec["coarse_max_local_moment"] == 2.0
@@ -518,12 +521,13 @@ def test_a_failed_fit_keeps_the_scan_that_failed_it(tmp_path, monkeypatch):
         v = atoms.get_volume()
         return birchmurnaghan(v, -3.0, 100 * GPa, 4.5, v0) + (0.06 if v > v0 * 1.01 and not coarse else 0.0), atoms
 
-    monkeypatch.setattr(dft, "_energy", stepped_energy)
+    monkeypatch.setattr(protocol, "_energy", stepped_energy)
     res = dft.run_one({"id": "Al-fcc", "prototype": "fcc", "species": ["Al"]}, tmp_path, dft.DFTSettings())
     assert res["status"] == "failed" and "fit residual" in res["reason"]
     fail = json.loads((tmp_path / "failures" / "Al-fcc.json").read_text())
     d = fail["details"]
-    assert len(d["eos_volumes_A3"]) == len(d["eos_energies_eV"]) == len(d["eos_used"]) == len(d["max_local_moments_muB"])
+    assert (len(d["eos_volumes_A3"]) == len(d["eos_energies_eV"]) == len(d["eos_used"])
+            == len(d["max_local_moments_muB"]))
     assert sum(d["eos_used"]) >= 5 and not d["spin_polarized"] and fail["protocol"] == dft.DATASET_VERSION
     jump = [e - birchmurnaghan(v, -3.0, 100 * GPa, 4.5, v0) for v, e in zip(d["eos_volumes_A3"], d["eos_energies_eV"])]
     assert max(jump) == pytest.approx(0.06) and min(jump) == pytest.approx(0.0, abs=1e-12)
@@ -601,9 +605,9 @@ def test_a_failed_recomputation_leaves_the_earlier_record_in_place(tmp_path, mon
     before = (tmp_path / "records" / "Al-fcc.json").read_bytes()
 
     def broken(*args, **kwargs):
-        raise dft.DFTError("SCF failed at a = 4.0 Å (synthetic)")
+        raise DFTError("SCF failed at a = 4.0 Å (synthetic)")
 
-    monkeypatch.setattr(dft, "_energy", broken)
+    monkeypatch.setattr(protocol, "_energy", broken)
     entry = {"id": "Al-fcc", "prototype": "fcc", "species": ["Al"], "recompute": "test"}
     res = dft.run_one(entry, tmp_path, dft.DFTSettings())
     assert res["status"] == "failed" and "synthetic" in res["reason"]
@@ -619,7 +623,8 @@ def test_settings_per_chemistry_and_magnetism_by_rule(monkeypatch):
     assert s.for_species(["Na", "Cl"]).ecut_eV == s.ecut_eV
     assert dft.SETTINGS_062.for_species(["Li", "F"]).ecut_eV == 450.0
     assert s.for_species(["Ca"]).kpt_density == s.element_kpt_density > s.kpt_density
-    assert s.for_species(["Ca", "O"]).kpt_density == s.kpt_density and s.for_species(["Ca", "O"]).ecut_eV == s.hard_ecut_eV
+    assert (s.for_species(["Ca", "O"]).kpt_density == s.kpt_density
+            and s.for_species(["Ca", "O"]).ecut_eV == s.hard_ecut_eV)
     assert dft.SETTINGS_062.for_species(["Ca"]) == dft.SETTINGS_062
     assert dft.is_magnetic_candidate(["Ti", "F", "F", "F"]) and not dft.is_magnetic_candidate(["Ti", "F"], "list")
     assert not dft.is_magnetic_candidate(["Cu", "Zn"]) and dft.initial_moments(["Fe", "V", "O"]) == [3.0, 1.0, 0.0]
@@ -715,7 +720,7 @@ def test_spin_probe_of_a_stored_compound_puts_it_on_the_recompute_plan(tmp_path,
         assert spin and settings.for_species(atoms.get_chemical_symbols()) == settings
         return birchmurnaghan(atoms.get_volume(), -3.0, 100 * GPa, 4.5, 3.8**3), atoms
 
-    monkeypatch.setattr(dft, "_energy", spin_energy)
+    monkeypatch.setattr(protocol, "_energy", spin_energy)
     res = dft.run_one(plan[0], tmp_path, dft.DFTSettings())
     assert res["status"] == "ok" and res["moment_found"]
     probe = json.loads((tmp_path / "probes" / f"{rec['id']}@{dft.DATASET_VERSION}.json").read_text())
@@ -758,7 +763,7 @@ def test_a_batch_submits_its_entries_with_the_plans_priorities(tmp_path, monkeyp
         return {"id": entry["id"], "status": "skipped"}
 
     monkeypatch.setattr(Client, "submit", spy)
-    monkeypatch.setattr(dft, "_run_one_subprocess", fake_run)
+    monkeypatch.setattr(batch, "_run_one_subprocess", fake_run)
     entries = [{"id": f"X{i:02d}-fcc", "prototype": "fcc", "species": ["Al"]} for i in range(12)]
     dft.run_batch(tmp_path / "out", workers=1, settings=TINY, entries=entries, progress=False)
     assert None not in priorities and priorities == sorted(priorities, reverse=True) and len(set(priorities)) == 12

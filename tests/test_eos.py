@@ -63,6 +63,7 @@ def test_uncertainty_grows_with_noise_and_flags_it():
 
 def test_no_minimum_inside_the_scan_gives_none():
     v, e = _curve()
-    assert eos.fit(v[2:5], e[2:5]) is None and eos.fit(v[2:5], e[2:5], bprime_fixed=True) is not None  # 3 points: B′ = 4 only
+    # 3 points: B′ = 4 only
+    assert eos.fit(v[2:5], e[2:5]) is None and eos.fit(v[2:5], e[2:5], bprime_fixed=True) is not None
     assert eos.fit(v[:3], e[:3], bprime_fixed=True) is None  # all below V0: no minimum inside
     assert eos.fit(v, -e) is None  # a maximum, not a minimum

@@ -171,7 +171,8 @@ def test_paper_grid_and_progress_bar(tmp_path, capsys):
 def test_distributed_client_and_address(tmp_path, chgcar_dir):
     distributed = pytest.importorskip("distributed")
     store = tmp_path / "store"
-    with distributed.LocalCluster(n_workers=1, threads_per_worker=2, processes=False, dashboard_address=None) as cluster:
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=2, processes=False,
+                                  dashboard_address=None) as cluster:
         with distributed.Client(cluster) as client:
             r = featurize(chgcar_dir, store, size=SIZE, progress=False, scheduler=client)
             assert (r.computed, len(r.failures)) == (3, 2)
@@ -185,7 +186,8 @@ def test_local_distributed_cluster(tmp_path, chgcar_dir):
     # starts worker processes (a few seconds); the CHGCAR loaders are importable functions
     pytest.importorskip("distributed")
     r = featurize(chgcar_dir, tmp_path / "store", size=SIZE, progress=False, scheduler="distributed")
-    assert (r.ids, r.computed, set(r.failures)) == (["A.CHGCAR", "B.CHGCAR", "C.CHGCAR"], 3, {"bad.CHGCAR", "neg.CHGCAR"})
+    assert (r.ids, r.computed, set(r.failures)) == (["A.CHGCAR", "B.CHGCAR", "C.CHGCAR"], 3,
+                                                    {"bad.CHGCAR", "neg.CHGCAR"})
 
 
 # --------------------------------------------------------------------------- dataset_features
@@ -244,7 +246,8 @@ def test_dataset_features_default_store(tmp_path, monkeypatch):
 
     ds = load_dataset(_embedded_dataset(tmp_path / "data" / "embedded"))
     monkeypatch.delenv("LEANECD_CACHE", raising=False)
-    assert features.default_cache_dir(ds) == (tmp_path / "data" / "features-cache" / "synthetic-embedded-0.0-test+3cpd").resolve()
+    assert features.default_cache_dir(ds) == (
+        tmp_path / "data" / "features-cache" / "synthetic-embedded-0.0-test+3cpd").resolve()
     monkeypatch.setenv("LEANECD_CACHE", str(tmp_path / "cache"))
     assert features.default_cache_dir(ds) == tmp_path / "cache" / "synthetic-embedded-0.0-test+3cpd"
     with pytest.warns(UserWarning):

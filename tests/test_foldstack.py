@@ -41,11 +41,14 @@ import json
 import numpy as np
 import pytest
 import torch
+from test_train import GRID, synthetic
 
 from leanecd import foldstack, train
+from leanecd.checkpoint import load_checkpoint_model, read_history
 from leanecd.models import Standardized, build_model
-from leanecd.train import TrainConfig, fit, load_checkpoint_model, main, read_history
-from test_train import GRID, synthetic
+from leanecd.splits import split_indices
+from leanecd.train import fit, main
+from leanecd.trainconfig import TrainConfig
 
 RUNS = ("fold-1", "fold-2", "fold-3", "final")
 
@@ -194,7 +197,8 @@ def test_stacked_training_matches_the_sequential_runs(tmp_path, data, case, prec
         a, b = _ckpt(tmp_path / "seq", sub), _ckpt(tmp_path / "stacked", sub)
         if exact:  # everything but the logged losses and times, bit for bit
             for name in ("last.pt", "best.pt"):
-                ca, cb = _without_times(_ckpt(tmp_path / "seq", sub, name)), _without_times(_ckpt(tmp_path / "stacked", sub, name))
+                ca = _without_times(_ckpt(tmp_path / "seq", sub, name))
+                cb = _without_times(_ckpt(tmp_path / "stacked", sub, name))
                 for c in (ca, cb):
                     c["history"] = [{k: v for k, v in row.items() if not k.endswith("_loss")} for row in c["history"]]
                     c.pop("best_val_loss")
@@ -219,13 +223,14 @@ def test_stacked_training_matches_the_sequential_runs(tmp_path, data, case, prec
         np.testing.assert_allclose(st.metrics[key]["synthetic"], seq.metrics[key]["synthetic"],
                                    rtol=0 if exact else 1e-2)
     if exact:
-        assert (tmp_path / "seq" / "predictions.csv").read_text() == (tmp_path / "stacked" / "predictions.csv").read_text()
+        assert ((tmp_path / "seq" / "predictions.csv").read_text()
+                == (tmp_path / "stacked" / "predictions.csv").read_text())
         return
     # the stacked checkpoints load like any other and reproduce the stored predictions
     model, mean, std = load_checkpoint_model(tmp_path / "stacked" / "final" / "last.pt")
     if CASES[case].get("input_norm"):
         assert isinstance(model, Standardized)
-    _, test = train.split_indices(41, 0)
+    _, test = split_indices(41, 0)
     with torch.no_grad():
         out = model(torch.from_numpy(X[test]).unsqueeze(1)).numpy()[:, 0] * std[0] + mean[0]
     rows = (tmp_path / "stacked" / "predictions.csv").read_text().splitlines()[1:]
@@ -299,7 +304,8 @@ def test_stacked_resume_after_interrupt_gives_identical_weights(tmp_path, data):
     fit(X, y, cfg, tmp_path / "resumed", progress=False, on_epoch_end=lambda lab, ep, row: seen.append((lab, ep)))
     assert seen == [(lab, 3) for lab in ("fold 1/3", "fold 2/3", "fold 3/3", "final (90 %)")]
     for sub in RUNS:
-        assert _equal(_without_times(_ckpt(tmp_path / "straight", sub)), _without_times(_ckpt(tmp_path / "resumed", sub)))
+        assert _equal(_without_times(_ckpt(tmp_path / "straight", sub)),
+                      _without_times(_ckpt(tmp_path / "resumed", sub)))
     assert ((tmp_path / "straight" / "predictions.csv").read_text()
             == (tmp_path / "resumed" / "predictions.csv").read_text())
 

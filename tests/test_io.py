@@ -492,7 +492,8 @@ def _li_image(rho_factor: float, a_factor: float, scale_line: str = "   1.000000
 
 
 @needs_li
-@pytest.mark.parametrize("scale_line", ["   1.00000000000000   1.10000000000000   0.90000000000000", "  0.8 1.3 1.05 ! x y z"])
+@pytest.mark.parametrize("scale_line", ["   1.00000000000000   1.10000000000000   0.90000000000000",
+                                        "  0.8 1.3 1.05 ! x y z"])
 def test_three_scale_factors_match_ase(tmp_path, scale_line):
     from ase.calculators.vasp import VaspChargeDensity
     from ase.io import read

@@ -21,20 +21,20 @@ import pytest
 from ase.build import bulk
 
 import leanecd.download as dl
-from leanecd.data import (
+from leanecd.data import load_dataset
+from leanecd.dataset import TARGETS
+from leanecd.errors import DownloadError, FileFormatError, NetworkUnavailableError
+from leanecd.io import ECDField, write_chgcar
+from leanecd.jarvis import (
     PAPER_COUNTS,
-    TARGETS,
     fetch_jarvis_entries,
     jarvis_atoms_to_ase,
     jarvis_cache_file,
     jarvis_dft_entries,
     jarvis_source,
-    load_dataset,
     select_paper_compounds,
     with_jarvis_labels,
 )
-from leanecd.errors import DownloadError, FileFormatError, NetworkUnavailableError
-from leanecd.io import ECDField, write_chgcar
 from leanecd.store import save_field, write_json
 
 matplotlib.use("Agg")

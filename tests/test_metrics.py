@@ -16,6 +16,9 @@ import pandas as pd
 import pytest
 
 from leanecd import metrics as M
+from leanecd import registry
+from leanecd import runs as R
+from leanecd import tables as T
 from leanecd.errors import FileFormatError, LeanECDError
 
 REPO = Path(__file__).resolve().parents[1]
@@ -70,17 +73,17 @@ def write_run(d: Path, rows, model="A", targets=("bulk_modulus_GPa",), epochs=20
     d.mkdir(parents=True, exist_ok=True)
     with open(d / "predictions.csv", "w", newline="") as fh:
         w = csv.writer(fh, lineterminator="\n")
-        w.writerow(M.PREDICTION_COLUMNS)
+        w.writerow(R.PREDICTION_COLUMNS)
         for r in rows:
             w.writerow([r[0], r[1], "" if r[2] is None else r[2], r[3], repr(r[4]), repr(r[5])])
-    prov = {"device": "cpu", "device_name": "cpu (test)", "dataset_name": "synthetic", "dataset_version": dataset_version, "git_commit": "0" * 40,
-            "timestamp_utc": "2026-01-01T00:00:00Z"}
+    prov = {"device": "cpu", "device_name": "cpu (test)", "dataset_name": "synthetic",
+            "dataset_version": dataset_version, "git_commit": "0" * 40, "timestamp_utc": "2026-01-01T00:00:00Z"}
     cfg = {"config": {"model": model, "targets": list(targets), "epochs": epochs, "folds": folds, "mode": mode,
                       "seed": 0, "test_fraction": 0.1, **settings},
            "shortcuts": ["synthetic test run"], "provenance": prov,
            "data": {"n_samples": len({r[0] for r in rows}), "input_shape": [51, 51, 51]}}
     (d / "config.json").write_text(json.dumps(cfg))
-    preds = M._read_predictions(d / "predictions.csv")
+    preds = R.read_predictions(d / "predictions.csv")
     m = M.recompute(preds) if metrics is None else metrics
     m.update(model=model, targets=list(targets), mode=mode, epochs=epochs, provenance=prov)
     (d / "metrics.json").write_text(json.dumps(m))
@@ -108,7 +111,7 @@ def synthetic_rows(targets=("bulk_modulus_GPa",), folds=3, seed=0):
 def test_read_run_and_recompute(tmp_path):
     rows = synthetic_rows(targets=("bulk_modulus_GPa", "energy_per_atom_eV"))
     d = write_run(tmp_path / "C-run", rows, model="C", targets=("bulk_modulus_GPa", "energy_per_atom_eV"), folds=3)
-    run = M.read_run(d)
+    run = R.read_run(d)
     assert run.model == "C" and run.targets == ["bulk_modulus_GPa", "energy_per_atom_eV"]
     assert len(run.predictions) == len(rows)
     assert str(run.predictions["fold"].dtype) == "Int64"
@@ -133,7 +136,7 @@ def test_table2_numbers_are_recomputed_from_predictions(tmp_path):
     bogus = {k: {"bulk_modulus_GPa": 1e6} for k in ("cv_mae", "train_mae", "test_mae", "cv_nmae", "train_nmae",
                                                    "test_nmae")}
     d = write_run(tmp_path / "A-bulk", rows, folds=3, metrics=bogus)
-    t = M.table2([d])
+    t = T.table2([d])
     ours = ("Model A", "bulk modulus (GPa)", "ours")
     test = [r for r in rows if r[1] == "test"]
     train = [r for r in rows if r[1] == "train"]
@@ -141,12 +144,12 @@ def test_table2_numbers_are_recomputed_from_predictions(tmp_path):
     assert t.loc["Train-MAE", ours] == pytest.approx(np.mean([abs(r[4] - r[5]) for r in train]), abs=1e-12)
     assert t.loc["Test-NMAE (%)", ours] == pytest.approx(
         np.mean([abs(r[4] - r[5]) for r in test]) / np.mean([r[4] for r in test]) * 100)
-    assert t.loc["CV-MAE", ours] == pytest.approx(M.recompute(M.read_run(d).predictions)["cv_mae"]["bulk_modulus_GPa"])
+    assert t.loc["CV-MAE", ours] == pytest.approx(M.recompute(R.read_run(d).predictions)["cv_mae"]["bulk_modulus_GPa"])
     # the paper's column, labelled as such
-    paper = ("Model A", "bulk modulus (GPa)", M.PAPER_LABEL)
-    assert M.PAPER_LABEL == "paper (JARVIS OptB88vdW, 1,410 compounds; different dataset)"
+    paper = ("Model A", "bulk modulus (GPa)", T.PAPER_LABEL)
+    assert T.PAPER_LABEL == "paper (JARVIS OptB88vdW, 1,410 compounds; different dataset)"
     assert t.loc["Test-MAE", paper] == 7.73 and t.loc["CV-MAE", paper] == 9.94
-    assert t.loc["Train-MAE", ("Model B", "total energy (eV/atom)", M.PAPER_LABEL)] == 0.81
+    assert t.loc["Train-MAE", ("Model B", "total energy (eV/atom)", T.PAPER_LABEL)] == 0.81
     # protocol rows state what was run
     assert t.loc["epochs", ours] == "20 (paper: 650)"
     assert t.loc["CV folds", ours] == "3 (paper: 9)"
@@ -157,25 +160,25 @@ def test_table2_numbers_are_recomputed_from_predictions(tmp_path):
     assert t.loc["Test-MAE", ("Model A", "total energy (eV/atom)", "ours")] == "not run yet"
     # check_run notices the disagreement with metrics.json
     with pytest.raises(LeanECDError, match="disagrees"):
-        M.check_run(d)
+        R.check_run(d)
 
 
 def test_table2_final_only_and_pick(tmp_path):
     d1 = write_run(tmp_path / "A-short", synthetic_rows(folds=0), folds=0, epochs=5)
     d2 = write_run(tmp_path / "A-long", synthetic_rows(folds=0, seed=1), folds=0, epochs=50)
-    t = M.table2([d1, d2])
+    t = T.table2([d1, d2])
     ours = ("Model A", "bulk modulus (GPa)", "ours")
     assert t.loc["CV-MAE", ours] == "— (no CV)"
     assert t.loc["CV folds", ours] == "none (final fit only)"
     assert t.loc["run", ours] == "A-long"  # more epochs preferred
-    t_all = M.table2([d1, d2], pick="all", paper=False)
+    t_all = T.table2([d1, d2], pick="all", paper=False)
     assert ("Model A", "bulk modulus (GPa)", "ours: A-short") in t_all.columns
-    assert M.PAPER_LABEL not in t_all.columns.get_level_values(2)
+    assert T.PAPER_LABEL not in t_all.columns.get_level_values(2)
 
 
 def test_table3(tmp_path):
     d = write_run(tmp_path / "A-bulk", synthetic_rows(folds=0))
-    t = M.table3([d])
+    t = T.table3([d])
     ours = t.loc["Model A (ours)"]
     test = [r for r in synthetic_rows(folds=0) if r[1] == "test"]
     assert ours["RMSE (GPa)"] == pytest.approx(np.sqrt(np.mean([(r[4] - r[5]) ** 2 for r in test])))
@@ -194,7 +197,7 @@ def test_error_analysis(tmp_path):
     els["X0-proto"] = ["Na", "Xe"]  # a test compound with an element no training compound has
     table = pd.DataFrame({"formula": ["NaCl"] * len(ids), "prototype": "rocksalt", "elements": [els[i] for i in ids],
                           "a0_A": 5.0}, index=ids)
-    e = M.error_analysis(d, table)
+    e = T.error_analysis(d, table)
     assert list(e["abs_error"]) == sorted(e["abs_error"], reverse=True)
     assert len(e) == 3
     row = e.set_index("id").loc["X0-proto"]
@@ -206,7 +209,7 @@ def test_find_runs_skips_unfinished(tmp_path, capsys):
     write_run(tmp_path / "done", synthetic_rows(folds=0))
     (tmp_path / "running").mkdir()
     (tmp_path / "running" / "config.json").write_text("{}")
-    runs = M.find_runs(tmp_path)
+    runs = R.find_runs(tmp_path)
     assert [r.name for r in runs] == ["done"]
     assert "running" in capsys.readouterr().out
 
@@ -217,14 +220,15 @@ def test_bad_predictions_file(tmp_path):
     (d / "predictions.csv").write_text("id,split,target\nx,train,b\n")
     (d / "metrics.json").write_text("{}")
     with pytest.raises(FileFormatError, match="missing column"):
-        M.read_run(d)
+        R.read_run(d)
 
 
 def test_fit_metrics_equal_recomputation(tmp_path):
     """train.fit's metrics.json and a recomputation from its predictions.csv agree to 1e-9."""
     import torch
 
-    from leanecd.train import TrainConfig, fit
+    from leanecd.train import fit
+    from leanecd.trainconfig import TrainConfig
 
     torch.set_num_threads(1)
     rng = np.random.default_rng(0)
@@ -233,7 +237,7 @@ def test_fit_metrics_equal_recomputation(tmp_path):
     cfg = TrainConfig(model="C", targets=("bulk_modulus_GPa", "energy_per_atom_eV"), epochs=2, folds=2, mode="quick",
                       max_samples=16, device="cpu")
     fit(X, y, cfg, tmp_path / "run", ids=[f"c{i}" for i in range(16)], progress=False)
-    report = M.check_run(tmp_path / "run", atol=1e-9)
+    report = R.check_run(tmp_path / "run", atol=1e-9)
     assert set(report) >= {"cv_mae", "train_mae", "test_mae", "test_nmae"}
 
 
@@ -245,8 +249,9 @@ def test_learning_curve_from_real_runs(tmp_path, capsys):
     import matplotlib
     import torch
 
-    from leanecd import plots
-    from leanecd.train import TrainConfig, fit
+    from leanecd import resultplots
+    from leanecd.train import fit
+    from leanecd.trainconfig import TrainConfig
 
     matplotlib.use("Agg")
     torch.set_num_threads(1)
@@ -261,21 +266,21 @@ def test_learning_curve_from_real_runs(tmp_path, capsys):
         fit(X, y, cfg, d, ids=ids, progress=False)
     # a full-data run on another test set (other seed) is not part of the curve, and says so
     other = write_run(results / "A-other-split", synthetic_rows(folds=0), epochs=1)
-    df = M.learning_curve(results)
+    df = T.learning_curve(results)
     assert "A-other-split" in capsys.readouterr().out
-    assert list(df.columns) == M.LEARNING_CURVE_COLUMNS
+    assert list(df.columns) == T.LEARNING_CURVE_COLUMNS
     assert list(df["run"]) == ["A-f0.5", "A-full"] and list(df["train_fraction"]) == [0.5, 1.0]
     assert list(df["n_train"]) == [10, 20] and list(df["n_test"]) == [2, 2]
     assert set(df["model"]) == {"A"} and set(df["target"]) == {"bulk_modulus_GPa"} and set(df["epochs"]) == {1}
     for _, row in df.iterrows():
-        rec = M.recompute(M.read_run(results / ("learning-curve/A-f0.5" if row["train_fraction"] < 1 else "A-full"))
+        rec = M.recompute(R.read_run(results / ("learning-curve/A-f0.5" if row["train_fraction"] < 1 else "A-full"))
                           .predictions)
         assert row["test_mae"] == pytest.approx(rec["test_mae"]["bulk_modulus_GPa"], abs=1e-12)
         assert row["test_nmae"] == pytest.approx(rec["test_nmae"]["bulk_modulus_GPa"], abs=1e-12)
-    assert M.learning_curve(results, model="B").empty
-    assert M.learning_curve(results, target="energy_per_atom_eV").empty
-    assert M.learning_curve([other]).empty  # no run with train_fraction < 1: no curve
-    fig = plots.learning_curve(df)
+    assert T.learning_curve(results, model="B").empty
+    assert T.learning_curve(results, target="energy_per_atom_eV").empty
+    assert T.learning_curve([other]).empty  # no run with train_fraction < 1: no curve
+    fig = resultplots.learning_curve(df)
     assert len(fig.axes) == 1 and fig.axes[0].get_xscale() == fig.axes[0].get_yscale() == "log"
 
 
@@ -285,38 +290,38 @@ def test_learning_curve_refuses_mixed_test_sets(tmp_path):
     # the same compounds, one test compound swapped with a training one: another test set
     swap = {"X0-proto": "train", "X5-proto": "test"}
     b = write_run(tmp_path / "A-f0.25", [(r[0], swap.get(r[0], r[1]), *r[2:]) for r in rows], train_fraction=0.25)
-    assert M.read_run(a).train_fraction == 0.5 and M.read_run(b).ids("test") != M.read_run(a).ids("test")
+    assert R.read_run(a).train_fraction == 0.5 and R.read_run(b).ids("test") != R.read_run(a).ids("test")
     with pytest.raises(LeanECDError, match="different test sets"):
-        M.learning_curve(tmp_path)
-    assert len(M.learning_curve([a])) == 1
+        T.learning_curve(tmp_path)
+    assert len(T.learning_curve([a])) == 1
     # other epochs make another curve, not a mixed one
     c = write_run(tmp_path / "other-epochs" / "A-f0.25", [(r[0], swap.get(r[0], r[1]), *r[2:]) for r in rows],
                   epochs=5, train_fraction=0.25)
-    assert sorted(M.learning_curve([a, c])["epochs"]) == [5, 20]
+    assert sorted(T.learning_curve([a, c])["epochs"]) == [5, 20]
 
 
 def test_tables_prefer_full_data_runs_to_learning_curve_points(tmp_path):
     rows = synthetic_rows(folds=0)
     write_run(tmp_path / "A-f0.5-long", rows, epochs=650, train_fraction=0.5)
     write_run(tmp_path / "A-full-short", rows, epochs=5)
-    assert M.select_runs(M.find_runs(tmp_path))[("A", "bulk_modulus_GPa")].name == "A-full-short"
+    assert R.select_runs(R.find_runs(tmp_path))[("A", "bulk_modulus_GPa")].name == "A-full-short"
 
 
 def test_tables_prefer_runs_on_the_data_loaded_now(tmp_path):
     rows = synthetic_rows(folds=0)
     write_run(tmp_path / "A-old-data-paper", rows, epochs=650, folds=0, dataset_version="0.1.0+39cpd")
     write_run(tmp_path / "A-new-data-short", rows, epochs=50, dataset_version="0.6.2+600cpd")
-    runs = M.find_runs(tmp_path)
+    runs = R.find_runs(tmp_path)
     key = ("A", "bulk_modulus_GPa")
     # without a dataset: the longer run, as before
-    assert M.select_runs(runs)[key].name == "A-old-data-paper"
-    assert M.select_runs(runs, dataset=("synthetic", "0.6.2+600cpd"))[key].name == "A-new-data-short"
-    assert M.select_runs(runs, dataset=("synthetic", "0.1.0+39cpd"))[key].name == "A-old-data-paper"
+    assert R.select_runs(runs)[key].name == "A-old-data-paper"
+    assert R.select_runs(runs, dataset=("synthetic", "0.6.2+600cpd"))[key].name == "A-new-data-short"
+    assert R.select_runs(runs, dataset=("synthetic", "0.1.0+39cpd"))[key].name == "A-old-data-paper"
     # no run on the data loaded now: the usual order decides
-    assert M.select_runs(runs, dataset=("synthetic", "9.9.9"))[key].name == "A-old-data-paper"
+    assert R.select_runs(runs, dataset=("synthetic", "9.9.9"))[key].name == "A-old-data-paper"
     # Table 2 shows the same choice
-    col = ("Model A", M.target_label("bulk_modulus_GPa"), "ours")
-    assert M.table2(runs, models=["A"], targets=["bulk_modulus_GPa"], paper=False,
+    col = ("Model A", registry.target_label("bulk_modulus_GPa"), "ours")
+    assert T.table2(runs, models=["A"], targets=["bulk_modulus_GPa"], paper=False,
                     dataset=("synthetic", "0.6.2+600cpd")).loc["epochs", col].startswith("50 ")
 
 
@@ -330,35 +335,59 @@ STORED = sorted(p.parent for p in (REPO / "results").rglob("metrics.json")) if (
 def test_stored_results_are_recomputable(run_dir):
     """The numbers the results chapter prints are recomputed from predictions.csv; they
     must equal what the run itself stored in metrics.json (to 1e-9)."""
-    run = M.read_run(run_dir)
-    M.check_run(run, atol=1e-9)
-    t = M.table2([run], paper=False)
+    run = R.read_run(run_dir)
+    R.check_run(run, atol=1e-9)
+    t = T.table2([run], paper=False)
     for target in run.targets:
-        col = (M.model_label(run.model), M.target_label(target), "ours")
+        col = (registry.model_label(run.model), registry.target_label(target), "ours")
         assert t.loc["Test-MAE", col] == pytest.approx(run.metrics["test_mae"][target], abs=1e-9)
+    # splits.json names the compounds that predictions.csv has in each split
+    assert sorted(run.splits["trainval_ids"]) == run.ids("train")
+    assert sorted(run.splits["test_ids"]) == run.ids("test")
+
+
+def test_splits_without_ids_are_refused_naming_the_file(tmp_path):
+    d = write_run(tmp_path / "old", synthetic_rows(folds=0))
+    (d / "splits.json").write_text(json.dumps({"n_samples": 3, "subset": [0, 1, 2], "trainval": [0, 1],
+                                               "test": [2], "folds": []}))
+    with pytest.raises(FileFormatError, match=r"old/splits.json.*no compound ids"):
+        R.read_run(d)
+
+
+def test_alias_target_names_are_canonical_when_read(tmp_path):
+    rows = [(i, s, f, "bulk_modulus", yt, yp) for i, s, f, _, yt, yp in synthetic_rows(folds=3)]
+    d = write_run(tmp_path / "old-names", rows, targets=("bulk_modulus",), folds=3)
+    stored = (d / "metrics.json").read_text()
+    (d / "metrics.json").write_text(stored.replace('"bulk_modulus_GPa"', '"bulk_modulus"'))  # as old runs spell it
+    assert '"bulk_modulus_GPa"' not in (d / "metrics.json").read_text()
+    run = R.read_run(d)
+    assert run.targets == ["bulk_modulus_GPa"] and set(run.predictions["target"]) == {"bulk_modulus_GPa"}
+    assert set(run.metrics["cv_mae"]) == set(run.metrics["cv_mae_per_fold"]) == {"bulk_modulus_GPa"}
+    R.check_run(run)
+    assert ("A", "bulk_modulus_GPa") in R.select_runs([run])
 
 
 def test_runs_on_other_data_are_named(tmp_path):
     """A run trained on an older version of the data is reported with its compound count;
     one on the data loaded now is not."""
-    old = M.read_run(write_run(tmp_path / "old", synthetic_rows(folds=0)))
-    new = M.read_run(write_run(tmp_path / "new", synthetic_rows(folds=0)))
+    old = R.read_run(write_run(tmp_path / "old", synthetic_rows(folds=0)))
+    new = R.read_run(write_run(tmp_path / "new", synthetic_rows(folds=0)))
     old.provenance.update(dataset_name="leanecd-gpaw-cubic", dataset_version="0.1.0+39cpd")
     new.provenance.update(dataset_name="leanecd-gpaw-cubic", dataset_version="0.5.0+235cpd")
-    lines = M.runs_on_other_data([old, new], "leanecd-gpaw-cubic", "0.5.0+235cpd")
+    lines = R.runs_on_other_data([old, new], "leanecd-gpaw-cubic", "0.5.0+235cpd")
     assert lines == ["old: trained on leanecd-gpaw-cubic 0.1.0+39cpd (20 compounds), not on the data "
                      "loaded now (leanecd-gpaw-cubic 0.5.0+235cpd)"]
-    assert M.runs_on_other_data([new], "leanecd-gpaw-cubic", "0.5.0+236cpd")[0].startswith("new: ")
+    assert R.runs_on_other_data([new], "leanecd-gpaw-cubic", "0.5.0+236cpd")[0].startswith("new: ")
 
 
 def test_paired_comparison_and_same_split(tmp_path):
     rows = synthetic_rows(folds=0)
-    a = M.read_run(write_run(tmp_path / "a", rows))
+    a = R.read_run(write_run(tmp_path / "a", rows))
     # b: same compounds, every prediction twice as far off
     rows_b = [(r[0], r[1], r[2], r[3], r[4], r[4] + 2 * (r[5] - r[4])) for r in rows]
-    b = M.read_run(write_run(tmp_path / "b", rows_b, model="rf"))
-    assert M.same_split(a, b)
-    c = M.paired_comparison(a, b, "bulk_modulus_GPa")
+    b = R.read_run(write_run(tmp_path / "b", rows_b, model="rf"))
+    assert R.same_split(a, b)
+    c = T.paired_comparison(a, b, "bulk_modulus_GPa")
     assert c["n"] == 3 and c["ratio"] == pytest.approx(0.5)
     assert c["wins_a"] == 3
     assert c["mae_a"] == pytest.approx(M.recompute(a.predictions)["test_mae"]["bulk_modulus_GPa"])
@@ -369,8 +398,8 @@ def test_collapsed_runs_are_named(tmp_path):
     rows = synthetic_rows(folds=0)
     flat = [(i, s, f, t, yt, 150.0 + 0.01 * k) if s == "test" else (i, s, f, t, yt, yp)
             for k, (i, s, f, t, yt, yp) in enumerate(rows)]
-    good = M.read_run(write_run(tmp_path / "good", rows))
-    bad = M.read_run(write_run(tmp_path / "bad", flat))
+    good = R.read_run(write_run(tmp_path / "good", rows))
+    bad = R.read_run(write_run(tmp_path / "bad", flat))
     assert not good.collapsed() and bad.collapsed() and bad.collapsed("bulk_modulus")
     rec = M.recompute(bad.predictions)
     test_y = np.array([r[4] for r in flat if r[1] == "test"])
@@ -386,7 +415,7 @@ SHIPPED_LC = REPO / "results" / "learning-curve"
 def test_the_shipped_short_learning_curve_runs_at_135_and_270_compounds_collapsed():
     """Measured, not assumed: the 50-epoch CPU runs at 1/4 and 1/2 of the training set predict
     almost one value (the issue that started the training study); the full-data run does not."""
-    df = M.learning_curve(REPO / "results", model="A", target="bulk_modulus_GPa", verbose=False)
+    df = T.learning_curve(REPO / "results", model="A", target="bulk_modulus_GPa", verbose=False)
     flags = dict(zip(df["train_fraction"], df["collapsed"]))
     assert flags[0.25] and flags[0.5]
     assert not flags[1.0]
@@ -396,25 +425,25 @@ def test_learning_curve_exponents_leave_collapsed_runs_out():
     n = np.array([50, 100, 200, 400])
     df = pd.DataFrame({"model": "A", "target": "bulk_modulus_GPa", "epochs": 650, "n_train": n,
                        "test_mae": 100 * n ** -0.5, "collapsed": [False, False, False, False]})
-    e = M.learning_curve_exponents(df)
+    e = T.learning_curve_exponents(df)
     assert e.loc[0, "slope"] == pytest.approx(-0.5) and e.loc[0, "points"] == 4 and e.loc[0, "left_out"] == []
     df.loc[1, "test_mae"] = 55.0  # a collapsed run at the training-mean error
     df.loc[1, "collapsed"] = True
-    e = M.learning_curve_exponents(df)
+    e = T.learning_curve_exponents(df)
     assert e.loc[0, "slope"] == pytest.approx(-0.5) and e.loc[0, "left_out"] == [100]
     df.loc[2, "collapsed"] = True
-    e = M.learning_curve_exponents(df)
+    e = T.learning_curve_exponents(df)
     assert np.isnan(e.loc[0, "slope"]) and "no exponent" in e.loc[0, "note"]
 
 
 def test_verdict_names_the_winner_and_a_collapse(tmp_path):
     rows = synthetic_rows(folds=0)
-    good = M.read_run(write_run(tmp_path / "A", rows, epochs=650))
+    good = R.read_run(write_run(tmp_path / "A", rows, epochs=650))
     worse = [(i, s, f, t, yt, yp + (30.0 if s == "test" else 0.0)) for i, s, f, t, yt, yp in rows]
-    rf = M.read_run(write_run(tmp_path / "rf", worse, model="rf", epochs=None))
-    text = M.verdict(good, [rf], "bulk_modulus")
+    rf = R.read_run(write_run(tmp_path / "rf", worse, model="rf", epochs=None))
+    text = T.verdict(good, [rf], "bulk_modulus")
     assert "beats every baseline" in text and "random forest" in text and "650 epochs" in text
     flat = [(i, s, f, t, yt, 150.0 + 0.01 * k if s == "test" else yp) for k, (i, s, f, t, yt, yp) in enumerate(rows)]
-    bad = M.read_run(write_run(tmp_path / "A-flat", flat, epochs=50))
-    text = M.verdict(bad, [rf, good], "bulk_modulus_GPa")
+    bad = R.read_run(write_run(tmp_path / "A-flat", flat, epochs=50))
+    text = T.verdict(bad, [rf, good], "bulk_modulus_GPa")
     assert "collapsed" in text and "loses to the Model A" in text

@@ -10,13 +10,13 @@ from leanecd.errors import LeanECDError
 from leanecd.models import (
     BASELINE_COUNT_NOTES,
     MODEL_B_COUNT_NOTE,
-    PRINTED_PARAMETERS,
     build_model,
     count_parameters,
     flops_per_sample,
     layer_table,
     mirzaee_printed_count_decomposition,
 )
+from leanecd.registry import MODELS
 
 
 @pytest.mark.parametrize("name, expected", [("A", 80_825), ("C", 80_834), ("B", 310_265)])
@@ -25,10 +25,10 @@ def test_lean_parameter_counts_exact(name, expected):
 
 
 def test_printed_counts_match_for_A_and_C_and_B_differs_by_one_prelu():
-    assert count_parameters(build_model("A")) == PRINTED_PARAMETERS["A"]
-    assert count_parameters(build_model("C")) == PRINTED_PARAMETERS["C"]
+    assert count_parameters(build_model("A")) == MODELS["A"].printed_parameters
+    assert count_parameters(build_model("C")) == MODELS["C"].printed_parameters
     b = build_model("B")
-    diff = count_parameters(b) - PRINTED_PARAMETERS["B"]
+    diff = count_parameters(b) - MODELS["B"].printed_parameters
     assert diff == 64 == b.features.prelu2.weight.numel()
     assert "310,265" in MODEL_B_COUNT_NOTE and "310,201" in MODEL_B_COUNT_NOTE
 
@@ -88,10 +88,10 @@ def test_baselines_default_builds_and_documented_differences():
     assert mirzaee.flat_features == 64
     assert count_parameters(mirzaee) == 2_309_160
     for name, model in (("zhao", zhao), ("mirzaee", mirzaee)):
-        assert count_parameters(model) != PRINTED_PARAMETERS[name]
+        assert count_parameters(model) != MODELS[name].printed_parameters
         assert f"{count_parameters(model):,}" in BASELINE_COUNT_NOTES[name]
     # the printed Mirzaee count is exactly 2-D 3x3 convs + Linear(2048,1024) + Linear(1024,8)
-    assert sum(mirzaee_printed_count_decomposition().values()) == PRINTED_PARAMETERS["mirzaee"]
+    assert sum(mirzaee_printed_count_decomposition().values()) == MODELS["mirzaee"].printed_parameters
 
 
 def test_baseline_output_shapes_small_grid():

@@ -94,9 +94,20 @@ def test_phrases_are_caught():
 
 def test_changelog_has_every_protocol_version():
     """The card's versions table points to book/changelog.md for what each version changed."""
-    from leanecd.dft import PROTOCOL_HISTORY
+    from leanecd.dft import PROTOCOL_VERSIONS
 
     text = (ROOT / "book" / "changelog.md").read_text()
-    missing = [v for v, _ in PROTOCOL_HISTORY if f"### {v}\n" not in text]
+    missing = [v for v in PROTOCOL_VERSIONS if f"### {v}\n" not in text]
     assert not missing, f"book/changelog.md has no section for protocol versions {missing}"
     assert "book/changelog" in (ROOT / "_toc.yml").read_text()
+
+
+def test_the_library_map_names_every_module():
+    """book/library.md is the library's map: a module added without a place in it fails here."""
+    root = Path(__file__).resolve().parents[1]
+    text = (root / "book" / "library.md").read_text()
+    lib = root / "lib" / "leanecd"
+    modules = {p.stem for p in lib.glob("*.py") if p.stem != "__init__"}
+    modules |= {p.stem for p in (lib / "dft").glob("*.py") if not p.stem.startswith("__")}
+    missing = sorted(m for m in modules if not re.search(rf"\b{m}\b", text))
+    assert not missing, f"book/library.md does not place: {missing}"

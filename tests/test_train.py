@@ -15,23 +15,12 @@ import numpy as np
 import pytest
 import torch
 
+from leanecd.checkpoint import load_checkpoint_model, read_history
 from leanecd.errors import FileFormatError, LeanECDError
-from leanecd.train import (
-    TrainConfig,
-    device_select,
-    fit,
-    kfold_indices,
-    load_checkpoint_model,
-    main,
-    mae,
-    nmae,
-    plot_learning_curves,
-    protocol,
-    read_history,
-    resolve_config,
-    split_indices,
-    train_subset,
-)
+from leanecd.execution import device_select
+from leanecd.splits import kfold_indices, split_indices, train_subset
+from leanecd.train import fit, mae, main, nmae, plot_learning_curves
+from leanecd.trainconfig import TrainConfig, protocol, resolve_config
 
 matplotlib.use("Agg")
 
@@ -103,7 +92,8 @@ def test_mae_and_nmae_by_hand():
 def test_protocol_full_is_the_paper_and_quick_lists_shortcuts():
     full, none = protocol("full")
     assert none == []
-    assert full == {"epochs": 650, "folds": 9, "max_samples": None, "batch_size": 50, "lr": 5e-3, "T_0": 50, "T_mult": 1}
+    assert full == {"epochs": 650, "folds": 9, "max_samples": None, "batch_size": 50, "lr": 5e-3, "T_0": 50,
+                    "T_mult": 1}
     quick, shortcuts = protocol("quick")
     assert quick["epochs"] < 650 and quick["folds"] < 9 and quick["max_samples"] is not None
     assert quick["batch_size"] == 50 and quick["lr"] == 5e-3
@@ -182,7 +172,7 @@ def test_run_directory_contents_and_provenance(tmp_path):
     # physical units: y_true in predictions equals the input targets
     assert set(np.round(yt, 9)) <= set(np.round(y[:, 0], 9))
     # checkpoints reload into a working model; final fit: best = last
-    model, mean, std = load_checkpoint_model(run / "final" / "best.pt")
+    model, mean, _ = load_checkpoint_model(run / "final" / "best.pt")
     assert model(torch.zeros(1, 1, GRID, GRID, GRID)).shape == (1, 2) and mean.shape == (2,)
     best = torch.load(run / "final" / "best.pt", weights_only=True)
     last = torch.load(run / "final" / "last.pt", weights_only=True)
@@ -212,14 +202,16 @@ def test_resume_after_interrupt_gives_identical_weights(tmp_path):
     assert torch.load(tmp_path / "resumed" / "fold-2" / "last.pt", weights_only=True)["epoch"] == 2
     assert not (tmp_path / "resumed" / "final").exists()
     seen = []
-    resumed = fit(X, y, cfg, tmp_path / "resumed", progress=False, on_epoch_end=lambda lab, ep, row: seen.append((lab, ep)))
+    resumed = fit(X, y, cfg, tmp_path / "resumed", progress=False,
+                  on_epoch_end=lambda lab, ep, row: seen.append((lab, ep)))
     assert seen[0] == ("fold 2/2", 3)  # fold 1 finished: not retrained; fold 2 resumes at epoch 3
     for sub in ("fold-1", "fold-2", "final"):
         a = torch.load(tmp_path / "straight" / sub / "last.pt", weights_only=True)["model_state"]
         b = torch.load(tmp_path / "resumed" / sub / "last.pt", weights_only=True)["model_state"]
         assert all(torch.equal(a[k], b[k]) for k in a), sub
     assert straight.metrics["test_mae"] == resumed.metrics["test_mae"]
-    assert (tmp_path / "straight" / "predictions.csv").read_text() == (tmp_path / "resumed" / "predictions.csv").read_text()
+    straight_csv = (tmp_path / "straight" / "predictions.csv").read_text()
+    assert straight_csv == (tmp_path / "resumed" / "predictions.csv").read_text()
     hist_a = read_history(tmp_path / "straight" / "fold-2")
     hist_b = read_history(tmp_path / "resumed" / "fold-2")
     assert [h["train_loss"] for h in hist_a] == [h["train_loss"] for h in hist_b]
@@ -235,6 +227,27 @@ def test_resume_refuses_different_settings_and_broken_checkpoint(tmp_path):
     (tmp_path / "run" / "final" / "last.pt").write_bytes(b"not a checkpoint")
     with pytest.raises(FileFormatError, match="last.pt"):
         fit(X, y, cfg, tmp_path / "run", progress=False)
+
+
+def test_old_run_directory_with_alias_targets_and_no_split_ids_resumes(tmp_path):
+    """A run written before the canonical default (``bulk_modulus``) and before splits.json held ids."""
+    from leanecd.runs import SPLIT_ID_KEYS, read_run
+
+    X, y = synthetic(n=20)
+    old = TrainConfig(model="A", targets=("bulk_modulus",), epochs=1, folds=0, batch_size=8, mode="full")
+    first = fit(X, y, old, tmp_path / "run", progress=False)
+    path = tmp_path / "run" / "splits.json"
+    splits = json.loads(path.read_text())
+    path.write_text(json.dumps({k: v for k, v in splits.items() if k not in SPLIT_ID_KEYS}))
+    assert TrainConfig().targets == ("bulk_modulus_GPa",)
+    again = fit(X, y, TrainConfig(model="A", epochs=1, folds=0, batch_size=8, mode="full"), tmp_path / "run",
+                progress=False)
+    assert again.metrics["test_mae"]["bulk_modulus_GPa"] == first.metrics["test_mae"]["bulk_modulus"]
+    assert json.loads(path.read_text()) == splits
+    assert read_run(tmp_path / "run").targets == ["bulk_modulus_GPa"]
+    with pytest.raises(LeanECDError, match="different settings"):
+        fit(X, y, TrainConfig(model="A", targets=("total_energy",), epochs=1, folds=0, batch_size=8, mode="full"),
+            tmp_path / "run", progress=False)
 
 
 def test_bad_targets_are_refused(tmp_path):
@@ -350,7 +363,7 @@ def test_cv_folds_split_the_reduced_training_set(tmp_path):
                       mode="full")
     fit(X, y, cfg, tmp_path / "run", progress=False)
     splits = json.loads((tmp_path / "run" / "splits.json").read_text())
-    assert sorted(sum(splits["folds"], [])) == sorted(splits["trainval"])
+    assert sorted(i for fold in splits["folds"] for i in fold) == sorted(splits["trainval"])
     assert len(splits["trainval"]) == round(0.5 * 22)
 
 

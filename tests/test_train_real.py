@@ -25,7 +25,8 @@ import pytest
 import torch
 
 from leanecd.data import load_dataset
-from leanecd.train import TrainConfig, fit, main
+from leanecd.train import fit, main
+from leanecd.trainconfig import TrainConfig
 
 N_SUBSET = 20
 TARGET = "bulk_modulus_GPa"

@@ -13,7 +13,7 @@ A result means little without something simple to beat. Three baselines:
     density. The paper (§4) trained random forests on matminer's composition
     features and quotes test NMAEs of 22.3 % (bulk modulus) and 31.9 % (total
     energy). Our features are *Magpie-style*, NOT matminer's Magpie preset: see
-    :func:`composition_features` for exactly what they are.
+    :func:`leanecd.composition.composition_features` for exactly what they are.
 
 ``ridge``
     A linear model on the CNN's own input: ridge regression (scikit-learn
@@ -33,11 +33,11 @@ The split
 ---------
 Every baseline is evaluated on the train/test split (and the CV folds, where the
 run has them) of a reference CNN run: :func:`split_from_run` reads the run's
-``predictions.csv`` (which ids were train, test, in which fold) and ``splits.json``
-(the order in which :func:`leanecd.train.split_indices` saw the compounds), so the
-baseline sees exactly the compounds the CNN saw. Without a run, :func:`split_for_ids`
-applies :func:`leanecd.train.split_indices` / :func:`~leanecd.train.kfold_indices`
-with the same seed and 10 % test fraction to a list of ids, which is what
+``splits.json`` (which ids were train, test, in which fold, and the order in which
+:func:`leanecd.splits.split_indices` saw them), so the baseline sees exactly the
+compounds the CNN saw. Without a run, :func:`leanecd.splits.split_for_ids` applies
+:func:`~leanecd.splits.split_indices` / :func:`~leanecd.splits.kfold_indices` with the
+same seed and 10 % test fraction to a list of ids, which is what
 :func:`leanecd.train.fit` does for the same ids in the same order.
 
 Output
@@ -47,7 +47,8 @@ layout of a training run (``config.json`` with a ``"baseline"`` entry and the
 provenance, ``splits.json`` with ids, ``predictions.csv`` in the long format ``id,
 split, fold, target, y_true, y_pred``, ``metrics.json`` with the same keys as a
 training run's, computed by :func:`leanecd.metrics.recompute` from the predictions),
-so :func:`leanecd.metrics.table2` reads baselines and CNN runs alike.
+all written by :mod:`leanecd.runs`, so :func:`leanecd.tables.table2` reads baselines and
+CNN runs alike. The baselines are named in :mod:`leanecd.registry` (kind ``"baseline"``).
 
 Command line::
 
@@ -57,36 +58,47 @@ Command line::
 from __future__ import annotations
 
 import argparse
-import csv
-import io
 import os
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import torch
+from tqdm.auto import tqdm
 
-from .errors import LeanECDError
-from .metrics import Run, read_run, recompute
+from . import registry
+from .cells import to_conventional
+from .composition import composition_feature_table
+from .data import load_dataset
+from .errors import FileFormatError, LeanECDError
+from .execution import device_select, provenance
+from .features import dataset_features
+from .lattice import find_cubic_cell
+from .metrics import recompute
+from .runs import (
+    PREDICTION_COLUMNS,
+    Run,
+    read_config,
+    read_run,
+    write_config,
+    write_metrics,
+    write_predictions,
+    write_splits,
+)
 from .settings import SETTINGS
-from .store import atomic_path, write_json
+from .splits import TEST_FRACTION, Split, split_indices, train_subset
+from .tables import LEARNING_CURVE_COLUMNS
+from .train import fit
+from .trainconfig import TrainConfig
 
 __all__ = [
-    "ELEMENT_PROPERTIES",
-    "STATISTICS",
-    "Split",
     "split_from_run",
     "autocorrelation_feature_table",
     "make_ridge",
     "RIDGE_STEP",
-    "split_for_ids",
-    "element_property_table",
-    "composition_features",
-    "composition_feature_table",
-    "have_composition_data",
     "MeanPredictor",
     "make_random_forest",
     "run_baseline",
@@ -98,43 +110,6 @@ __all__ = [
     "DESCRIPTIONS",
 ]
 
-#: Elemental properties used, as named in Magpie's elemental-property table (the copy
-#: shipped with jarvis-tools, ``jarvis/core/magpie.json``), with units. ``NValence`` is
-#: the sum of the four valence-shell counts (Magpie's own table has it as a file of
-#: its own). Magpie's ``SpaceGroupNumber`` (of the elemental solid) is left out: it is
-#: a category, and means of categories are meaningless.
-ELEMENT_PROPERTIES = {
-    "Number": "atomic number Z",
-    "AtomicWeight": "atomic mass (u)",
-    "Row": "period",
-    "Column": "group (1-18)",
-    "MendeleevNumber": "Mendeleev number (Pettifor)",
-    "CovalentRadius": "covalent radius (pm)",
-    "Electronegativity": "Pauling electronegativity",
-    "MeltingT": "melting temperature of the element (K)",
-    "GSvolume_pa": "DFT volume per atom of the elemental ground state (Å³)",
-    "GSbandgap": "DFT band gap of the elemental ground state (eV)",
-    "GSmagmom": "DFT magnetic moment of the elemental ground state (μB/atom)",
-    "NsValence": "s valence electrons",
-    "NpValence": "p valence electrons",
-    "NdValence": "d valence electrons",
-    "NfValence": "f valence electrons",
-    "NValence": "valence electrons (s+p+d+f)",
-    "NsUnfilled": "unfilled s states",
-    "NpUnfilled": "unfilled p states",
-    "NdUnfilled": "unfilled d states",
-    "NfUnfilled": "unfilled f states",
-    "NUnfilled": "unfilled valence states",
-}
-
-#: Statistics over the elements of a compound, weighted by the atomic fractions xᵢ.
-STATISTICS = {
-    "mean": "Σ xᵢ pᵢ",
-    "min": "min over elements present",
-    "max": "max over elements present",
-    "range": "max − min",
-    "mad": "mean absolute deviation Σ xᵢ |pᵢ − mean|",
-}
 
 DESCRIPTIONS = {
     "mean": "predicts the training-set mean of the target for every compound",
@@ -149,174 +124,21 @@ DESCRIPTIONS = {
 }
 
 
-# --------------------------------------------------------------------------- splits
-
-
-@dataclass
-class Split:
-    """Which compounds are train+CV and test, and the CV folds (lists of ids).
-
-    ``order``: the ids in the order :func:`leanecd.train.split_indices` saw them
-    (needed to reproduce the split with :func:`leanecd.train.fit`), ``None`` if unknown.
-    ``source``: a human-readable line saying where the split came from.
-    """
-
-    trainval: list[str]
-    test: list[str]
-    folds: list[list[str]] = field(default_factory=list)
-    seed: int = SETTINGS.seed
-    test_fraction: float = 0.1
-    order: list[str] | None = None
-    source: str = ""
-    reference: str | None = None
-
-    def __post_init__(self):
-        overlap = set(self.trainval) & set(self.test)
-        if overlap:
-            raise LeanECDError(f"split: ids both in train and test: {sorted(overlap)[:5]}")
-        if self.folds:
-            flat = [i for f in self.folds for i in f]
-            if sorted(flat) != sorted(self.trainval):
-                raise LeanECDError("split: the CV folds do not partition the train+CV ids")
-
-    @property
-    def ids(self) -> list[str]:
-        return list(self.order) if self.order is not None else list(self.trainval) + list(self.test)
+# --------------------------------------------------------------------------- the split of a run
 
 
 def split_from_run(run: Run | str | os.PathLike) -> Split:
-    """The split of a training run (ids from ``predictions.csv``, order from ``splits.json``)."""
+    """The split of a training run: its compound ids, folds and order, from ``splits.json``."""
     run = run if isinstance(run, Run) else read_run(run)
-    p = run.predictions
-    first = run.targets[0]
-    p = p[p["target"] == first]
-    trainval = list(dict.fromkeys(p.loc[p["split"] == "train", "id"]))
-    test = list(dict.fromkeys(p.loc[p["split"] == "test", "id"]))
-    cv = p[p["split"] == "cv"]
-    folds = [list(dict.fromkeys(cv.loc[cv["fold"] == k, "id"])) for k in sorted(cv["fold"].dropna().unique())]
+    if run.splits is None:
+        raise FileFormatError(run.path / "splits.json", "no splits.json: the run's split is unknown")
+    sp = run.splits
     settings = run.settings
-    order = None
-    sp = run.splits or {}
-    if "trainval" in sp and "test" in sp and len(sp["trainval"]) == len(trainval) and len(sp["test"]) == len(test):
-        # train rows are written in increasing index order, so zipping restores index -> id
-        by_index = dict(zip(sp["trainval"], trainval)) | dict(zip(sp["test"], test))
-        order = [by_index[i] for i in sorted(by_index)]
-    elif "order" in sp:
-        order = list(sp["order"])
-    return Split(trainval=trainval, test=test, folds=folds, seed=int(settings.get("seed", SETTINGS.seed)),
-                 test_fraction=float(settings.get("test_fraction", 0.1)), order=order,
+    return Split(trainval=list(sp["trainval_ids"]), test=list(sp["test_ids"]), folds=[list(f) for f in sp["fold_ids"]],
+                 seed=int(settings.get("seed", SETTINGS.seed)),
+                 test_fraction=float(settings.get("test_fraction", TEST_FRACTION)),
+                 order=None if sp["order"] is None else list(sp["order"]),
                  source=f"the split of run {run.path}", reference=str(run.path))
-
-
-def split_for_ids(ids: Sequence[str], seed: int = SETTINGS.seed, test_fraction: float = 0.1, folds: int = 0) -> Split:
-    """The split :func:`leanecd.train.fit` makes for ``ids`` in this order (no sample subset)."""
-    from .train import kfold_indices, split_indices
-
-    ids = [str(i) for i in ids]
-    trainval, test = split_indices(len(ids), seed, test_fraction)
-    fold_ids = [[ids[i] for i in va] for _, va in kfold_indices(trainval, folds, seed)] if folds else []
-    return Split(trainval=[ids[i] for i in trainval], test=[ids[i] for i in test], folds=fold_ids, seed=seed,
-                 test_fraction=test_fraction, order=ids,
-                 source=f"leanecd.train.split_indices(seed={seed}, test_fraction={test_fraction}) on {len(ids)} ids")
-
-
-# --------------------------------------------------------------------------- composition features
-
-_PROPERTY_TABLE: pd.DataFrame | None = None
-
-
-def element_property_table() -> pd.DataFrame:
-    """Elemental properties (rows: element symbols; columns: :data:`ELEMENT_PROPERTIES`).
-
-    Read from Magpie's elemental table as shipped with jarvis-tools
-    (``jarvis/core/magpie.json``; install ``jarvis-tools``, part of the book's extras).
-    """
-    global _PROPERTY_TABLE
-    if _PROPERTY_TABLE is None:
-        try:
-            import jarvis.core
-        except ImportError:
-            raise LeanECDError("the composition features need jarvis-tools (pip install jarvis-tools): "
-                               "its magpie.json holds the elemental properties") from None
-        import json
-
-        path = Path(jarvis.core.__file__).parent / "magpie.json"
-        with open(path) as fh:
-            raw = json.load(fh)
-        df = pd.DataFrame(raw).T
-        df["NValence"] = df[["NsValence", "NpValence", "NdValence", "NfValence"]].sum(axis=1)
-        _PROPERTY_TABLE = df[list(ELEMENT_PROPERTIES)].astype(float)
-    return _PROPERTY_TABLE
-
-
-def have_composition_data() -> bool:
-    """True when the elemental-property table (jarvis-tools) is installed, so ``rf`` can run."""
-    try:
-        element_property_table()
-    except LeanECDError:
-        return False
-    return True
-
-
-def _fractions(formula: str) -> dict[str, float]:
-    from ase.formula import Formula
-
-    try:
-        counts = Formula(formula).count()
-    except ValueError as exc:
-        raise LeanECDError(f"cannot parse formula {formula!r}: {exc}") from None
-    total = sum(counts.values())
-    if not total:
-        raise LeanECDError(f"formula {formula!r} has no atoms")
-    return {el: n / total for el, n in counts.items()}
-
-
-def feature_names() -> list[str]:
-    """Names of the composition features, in column order."""
-    return ["n_elements"] + [f"{s} {p}" for p in ELEMENT_PROPERTIES for s in STATISTICS]
-
-
-def composition_features(formula: str) -> pd.Series:
-    """Magpie-style composition features of one formula (e.g. ``"NaCl"``, ``"CaKF3"``).
-
-    For each of the 21 elemental properties p of :data:`ELEMENT_PROPERTIES` and atomic
-    fractions xᵢ of the formula: the weighted mean Σ xᵢ pᵢ, the min and max over the
-    elements present, the range (max − min) and the weighted mean absolute deviation
-    Σ xᵢ |pᵢ − mean|; plus the number of elements: 1 + 21 × 5 = 106 features.
-    These follow the idea of Ward et al.'s Magpie descriptors (same elemental table,
-    similar statistics) but are NOT matminer's ``ElementProperty.from_preset("magpie")``
-    (no mode statistic, no space-group property, no stoichiometry, valence-orbital or
-    ionic-character attributes).
-
-    >>> f = composition_features("NaCl")
-    >>> float(f["mean Number"]), float(f["range Number"]), float(f["mad Number"])
-    (14.0, 6.0, 3.0)
-    """
-    x = _fractions(formula)
-    table = element_property_table()
-    missing = [e for e in x if e not in table.index]
-    if missing:
-        raise LeanECDError(f"no elemental properties for {missing} (formula {formula!r})")
-    els = list(x)
-    w = np.array([x[e] for e in els])
-    P = table.loc[els].to_numpy()  # (n_el, n_prop)
-    mean = w @ P
-    lo, hi = P.min(axis=0), P.max(axis=0)
-    mad = w @ np.abs(P - mean)
-    values = [float(len(els))]
-    for j in range(P.shape[1]):
-        values += [mean[j], lo[j], hi[j], hi[j] - lo[j], mad[j]]
-    return pd.Series(values, index=feature_names(), name=formula)
-
-
-def composition_feature_table(formulas: pd.Series | dict | Sequence[str]) -> pd.DataFrame:
-    """Features of many formulas: a DataFrame indexed like ``formulas`` (a Series id -> formula)."""
-    if isinstance(formulas, dict):
-        formulas = pd.Series(formulas)
-    elif not isinstance(formulas, pd.Series):
-        formulas = pd.Series(list(formulas), index=list(formulas))
-    rows = [composition_features(f) for f in formulas]
-    return pd.DataFrame(rows, index=formulas.index, columns=feature_names())
 
 
 # --------------------------------------------------------------------------- models
@@ -339,7 +161,8 @@ RIDGE_STEP = 5
 
 
 def autocorrelation_feature_table(ids: Sequence[str], X, step: int = RIDGE_STEP) -> pd.DataFrame:
-    """The ``ridge`` baseline's features: autocorrelations ``X`` (N, n, n, n, e/Å³) on every ``step``-th point, by id."""
+    """The ``ridge`` baseline's features: autocorrelations ``X`` (N, n, n, n, e/Å³) on every
+    ``step``-th point, by id."""
     X = np.asarray(X)
     if X.ndim == 5:
         X = X[:, 0]
@@ -351,6 +174,7 @@ def autocorrelation_feature_table(ids: Sequence[str], X, step: int = RIDGE_STEP)
 
 def make_ridge():
     """The ``ridge`` baseline's model: standardise, then ridge with a leave-one-out choice of the penalty."""
+    # scikit-learn here: it takes seconds to import and only these two makers need it
     from sklearn.linear_model import RidgeCV
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
@@ -372,18 +196,8 @@ def _make(name: str, seed: int):
         return make_random_forest(seed)
     if name == "ridge":
         return make_ridge()
-    raise LeanECDError(f"unknown baseline {name!r}: 'mean', 'rf' or 'ridge' (the 'zhao' CNN: run_zhao_baseline)")
-
-
-def _write_predictions(path: Path, rows: list[tuple]) -> None:
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
-    w.writerow(["id", "split", "fold", "target", "y_true", "y_pred"])
-    for r in rows:
-        i, split, fold, t, yt, yp = r
-        w.writerow([i, split, "" if fold is None else fold, t, repr(float(yt)), repr(float(yp))])
-    with atomic_path(path) as tmp:
-        tmp.write_text(buf.getvalue())
+    known = ", ".join(repr(n) for n in registry.model_names("baseline"))
+    raise LeanECDError(f"unknown baseline {name!r}: {known} (the 'zhao' CNN: run_zhao_baseline)")
 
 
 def run_baseline(name: str, table: pd.DataFrame, targets: Sequence[str], split: Split,
@@ -397,7 +211,7 @@ def run_baseline(name: str, table: pd.DataFrame, targets: Sequence[str], split: 
     ``labels``: id-indexed DataFrame of the target columns (default: ``table``).
     For every target: one model per CV fold (trained on the other folds, predicting
     the held-out fold) and one on the whole train+CV set, predicting train and test.
-    Writes a run directory to ``out_dir`` if given. Returns the :class:`~leanecd.metrics.Run`.
+    Writes a run directory to ``out_dir`` if given. Returns the :class:`~leanecd.runs.Run`.
     """
     t0 = time.perf_counter()
     targets = [targets] if isinstance(targets, str) else list(targets)
@@ -413,7 +227,8 @@ def run_baseline(name: str, table: pd.DataFrame, targets: Sequence[str], split: 
         X = composition_feature_table(table.loc[ids, "formula"])
     elif name == "ridge":
         if features is None:
-            raise LeanECDError("baseline ridge needs the autocorrelations: features=autocorrelation_feature_table(ids, X)")
+            raise LeanECDError("baseline ridge needs the autocorrelations: "
+                               "features=autocorrelation_feature_table(ids, X)")
         missing = [i for i in ids if i not in features.index]
         if missing:
             raise LeanECDError(f"baseline ridge: ids of the split without autocorrelation features: {missing[:5]}")
@@ -435,15 +250,11 @@ def run_baseline(name: str, table: pd.DataFrame, targets: Sequence[str], split: 
                 for i, p in zip(group, m.predict(X.loc[group].to_numpy())):
                     rows.append((i, s, None, t, y.loc[i], p))
         n_params += 1 if name == "mean" else 0
-    preds = pd.DataFrame(rows, columns=["id", "split", "fold", "target", "y_true", "y_pred"])
+    preds = pd.DataFrame(rows, columns=PREDICTION_COLUMNS)
     preds["fold"] = preds["fold"].astype("Int64")
     preds["y_true"] = preds["y_true"].astype(float)
     preds["y_pred"] = preds["y_pred"].astype(float)
     metrics = recompute(preds)
-    from .train import provenance
-
-    import torch
-
     prov = provenance(torch.device("cpu"), dataset_version, dataset_name)
     prov["device_name"] = "cpu (scikit-learn)" if name in ("rf", "ridge") else "cpu (numpy)"
     metrics.update({
@@ -467,10 +278,10 @@ def run_baseline(name: str, table: pd.DataFrame, targets: Sequence[str], split: 
     path = Path(out_dir) if out_dir is not None else Path(f"<in memory: {name} baseline>")
     if out_dir is not None:
         path.mkdir(parents=True, exist_ok=True)
-        write_json(path / "config.json", config)
-        write_json(path / "splits.json", splits)
-        _write_predictions(path / "predictions.csv", rows)
-        write_json(path / "metrics.json", metrics)
+        write_config(path, config)
+        write_splits(path, splits, replace=True)
+        write_predictions(path / "predictions.csv", rows)
+        write_metrics(path, metrics)
     return Run(path=path, predictions=preds, metrics=metrics, config=config, provenance=prov, splits=splits)
 
 
@@ -500,29 +311,27 @@ def baselines_for_run(reference: Run | str | os.PathLike, table: pd.DataFrame, n
 
 def learning_curve(table: pd.DataFrame, targets: Sequence[str], names: Sequence[str] = ("mean", "rf"),
                    fractions: Sequence[float] = (0.125, 0.25, 0.5, 1.0), ids: Sequence[str] | None = None,
-                   seed: int = SETTINGS.seed, test_fraction: float = 0.1,
+                   seed: int = SETTINGS.seed, test_fraction: float = TEST_FRACTION,
                    features: pd.DataFrame | None = None) -> pd.DataFrame:
     """Test error of the baselines ``names`` against training-set size, on ``table`` as it is now.
 
     The split is the one :func:`leanecd.train.fit` makes for ``ids`` (default: the table's
     order, the order in which a dataset is featurised): the same 10 % test compounds at
-    every size, and training on the nested share :func:`leanecd.train.train_subset` of
+    every size, and training on the nested share :func:`leanecd.splits.train_subset` of
     the 90 % for each of ``fractions``, as ``fit(..., train_fraction=f)`` trains Model A.
     So a CNN learning curve trained on the same data has the same test set and can be
     drawn on the same axes. Cheap (seconds): nothing is written.
 
-    Returns a frame with :data:`leanecd.metrics.LEARNING_CURVE_COLUMNS` (``epochs`` is
+    Returns a frame with :data:`leanecd.tables.LEARNING_CURVE_COLUMNS` (``epochs`` is
     ``None``; test_mae in the target's units, test_nmae in %), for
-    :func:`leanecd.plots.learning_curve`.
+    :func:`leanecd.resultplots.learning_curve`.
 
     >>> t = pd.DataFrame({"formula": ["X"] * 40, "B": np.arange(40.0)}, index=[f"c{i}" for i in range(40)])
     >>> lc = learning_curve(t, ["B"], names=["mean"], fractions=[0.25, 1.0])
     >>> lc[["model", "train_fraction", "n_train", "n_test"]].to_dict("records")
-    [{'model': 'mean', 'train_fraction': 0.25, 'n_train': 9, 'n_test': 4}, {'model': 'mean', 'train_fraction': 1.0, 'n_train': 36, 'n_test': 4}]
+    [{'model': 'mean', 'train_fraction': 0.25, 'n_train': 9, 'n_test': 4},
+     {'model': 'mean', 'train_fraction': 1.0, 'n_train': 36, 'n_test': 4}]
     """
-    from .metrics import LEARNING_CURVE_COLUMNS
-    from .train import split_indices, train_subset
-
     targets = [targets] if isinstance(targets, str) else list(targets)
     ids = [str(i) for i in (table.index if ids is None else ids)]
     trainval, test = split_indices(len(ids), seed, test_fraction)
@@ -531,7 +340,7 @@ def learning_curve(table: pd.DataFrame, targets: Sequence[str], names: Sequence[
         sub = train_subset(trainval, f, seed)
         split = Split(trainval=[ids[i] for i in sub], test=[ids[i] for i in test], folds=[], seed=seed,
                       test_fraction=test_fraction, order=ids,
-                      source=f"leanecd.train.split_indices(seed={seed}) on {len(ids)} ids, train_subset({f})")
+                      source=f"leanecd.splits.split_indices(seed={seed}) on {len(ids)} ids, train_subset({f})")
         for name in names:
             run = run_baseline(name, table, targets, split, features=features)
             rec = recompute(run.predictions)
@@ -562,8 +371,6 @@ def raw_density_grid(field, in_size: int = 40, method: str = "spectral") -> np.n
     negative values: the raw ρ, as Zhao et al. feed it). The default 40³ is
     :data:`leanecd.models.BASELINE_DEFAULT_IN_SIZE` for ``zhao``.
     """
-    from .cells import to_conventional
-    from .lattice import find_cubic_cell
 
     a = find_cubic_cell(field.lattice).a
     cube = to_conventional(field, method=method, spacing=a / in_size)
@@ -578,8 +385,6 @@ def raw_density_inputs(dataset, ids: Sequence[str], in_size: int = 40, method: s
     out = np.empty((len(ids), in_size, in_size, in_size), dtype=np.float32)
     it = ids
     if progress:
-        from tqdm.auto import tqdm
-
         it = tqdm(ids, desc="raw ρ grids", unit="field")
     for n, i in enumerate(it):
         out[n] = raw_density_grid(dataset.field(i), in_size, method)
@@ -594,14 +399,13 @@ def run_zhao_baseline(dataset, reference: Run | str | os.PathLike | Split, run_d
 
     ``reference``: a CNN run (its split, seed, test fraction and targets are reused)
     or a :class:`Split` with a known ``order``. The raw-density inputs are built for
-    the split's ids in the order the reference's :func:`~leanecd.train.split_indices`
+    the split's ids in the order the reference's :func:`~leanecd.splits.split_indices`
     saw them, and ``fit`` is called without a sample subset, so it draws the same
     train/test split; this is checked after the run (an error if the test ids differ).
     ``epochs``/``folds``/``mode`` as in :class:`leanecd.train.TrainConfig` (``None``:
     the protocol of ``mode``). Expensive: ~2 M parameters; at the paper's protocol
     a GPU job. Returns the :class:`leanecd.train.FitResult`.
     """
-    from .train import TrainConfig, fit
 
     if isinstance(reference, Split):
         split, ref_targets = reference, None
@@ -623,13 +427,10 @@ def run_zhao_baseline(dataset, reference: Run | str | os.PathLike | Split, run_d
     test = sorted(set(got.predictions.loc[got.predictions["split"] == "test", "id"]))
     if test != sorted(split.test):
         raise LeanECDError(f"{run_dir}: the Zhao run's test set differs from the reference split ({split.source})")
-    from .store import read_json
-
-    cfg_path = Path(run_dir) / "config.json"
-    stored = read_json(cfg_path)
+    stored = read_config(Path(run_dir) / "config.json")
     stored["baseline_of"] = {"name": "zhao", "description": DESCRIPTIONS["zhao"], "in_size": in_size,
                              "method": method, "split_source": split.source, "reference_run": split.reference}
-    write_json(cfg_path, stored)
+    write_config(run_dir, stored)
     return result
 
 
@@ -640,7 +441,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the cheap baselines on the split of a CNN run and write them to results/baselines/."""
     ap = argparse.ArgumentParser(prog="python -m leanecd.baselines", description=main.__doc__)
     ap.add_argument("--reference", required=True, type=Path, help="a CNN run directory (its split and targets)")
-    ap.add_argument("--names", nargs="+", default=["mean", "rf", "ridge"], choices=["mean", "rf", "ridge", "zhao"])
+    cheap = list(registry.model_names("baseline"))
+    ap.add_argument("--names", nargs="+", default=cheap, choices=[*cheap, "zhao"])
     ap.add_argument("--out-root", type=Path, default=Path("results/baselines"))
     ap.add_argument("--dataset", default="embedded")
     ap.add_argument("--epochs", type=int, help="zhao only")
@@ -652,16 +454,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--device", help="zhao only")
     args = ap.parse_args(argv)
 
-    from .data import load_dataset
-
     ds = load_dataset(args.dataset)
     ref = read_run(args.reference)
     cheap = [n for n in args.names if n != "zhao"]
     if cheap:
         features = None
         if "ridge" in cheap:
-            from .features import dataset_features
-
             ids, X, _ = dataset_features(ds, progress=False)
             features = autocorrelation_feature_table(ids, X)
         runs = baselines_for_run(ref, ds.table, cheap, out_root=args.out_root, features=features)
@@ -670,13 +468,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             for t in m["targets"]:
                 print(f"{name} {t}: test MAE {m['test_mae'][t]:.4g}, test NMAE {m['test_nmae'][t]:.2f} %  -> {r.path}")
     if "zhao" in args.names:
-        import torch
-
-        from .train import device_select
-
         if args.threads:
             torch.set_num_threads(args.threads)
-        e = "e650" if args.epochs is None and args.mode == "full" else ("" if args.epochs is None else f"e{args.epochs}")
+        e = ("e650" if args.epochs is None and args.mode == "full"
+             else ("" if args.epochs is None else f"e{args.epochs}"))
         cv = "final" if args.final_only or args.folds == 0 else ("" if args.folds is None else f"cv{args.folds}")
         dev = device_select(args.device).type
         name = "-".join(x for x in ("zhao", e, cv, dev, "on", ref.name) if x)

@@ -15,12 +15,28 @@ from __future__ import annotations
 import os
 import re
 from collections import Counter
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
-from .dft import LABEL_COLUMNS, PAPER_COMPOSITION, PROTOCOL_HISTORY, PROTOTYPES, protocol_version, scan_offset
-from .data import embedded_version
+from . import eos
+from .dataset import embedded_version
+from .dft import (
+    DATASET_VERSION,
+    HISTORY,
+    LABEL_COLUMNS,
+    PAPER_COMPOSITION,
+    PROBES,
+    PROTOTYPES,
+    label_reliability,
+    probe_plan,
+    protocol_version,
+    retry_plan,
+    scan_offset,
+)
+from .dft.layout import _is_done
 from .store import atomic_path, read_json
 
 #: Names of the numbers of elements of a compound.
@@ -64,23 +80,19 @@ def _size_line(out: Path, n: int) -> str:
             f"{per * 1410 / 1e6:.0f} MB at the paper's 1,410)")
 
 
-def core_seconds(table) -> "pandas.Series":
+def core_seconds(table) -> pd.Series:
     """Core-seconds of each compound of a labels table: ``cpu_s`` where recorded, else ``wall_s``."""
-    import pandas as pd
-
     cpu = pd.to_numeric(table["cpu_s"], errors="coerce") if "cpu_s" in table else pd.Series(np.nan, index=table.index)
     return cpu.fillna(table["wall_s"]).astype(float)
 
 
-def cost_table(table) -> "pandas.DataFrame":
+def cost_table(table) -> pd.DataFrame:
     """Core-seconds per compound by prototype, from a labels table (``load_dataset("embedded").table``).
 
     A compound's core-seconds are its process's CPU seconds (``cpu_s``; one core per
     compound), else its wall seconds (older records: an upper bound on a shared machine).
     Columns: compounds, atoms (per stored cell), share spin-polarised, median and max
     core-s, median SCF runs, and how many were CPU-timed; sorted by the median."""
-    import pandas as pd
-
     df = pd.DataFrame(table).copy()
     df["core_s"] = core_seconds(df)
     df["cpu_timed"] = pd.to_numeric(df["cpu_s"], errors="coerce").notna() if "cpu_s" in df else False
@@ -102,11 +114,9 @@ def units_table() -> str:
     return "\n".join(["| column | unit | meaning |", "|---|---|---|", *rows])
 
 
-def composition_gap(recs: list[dict]) -> "pandas.DataFrame":
+def composition_gap(recs: list[dict]) -> pd.DataFrame:
     """Compounds by number of elements, ours (from ``recs``) against the paper's
     (``dft.PAPER_COMPOSITION``), with each share in %. Index: unary, binary, …"""
-    import pandas as pd
-
     ours = Counter(int(r["n_elements"]) for r in recs)
     ks = sorted(set(PAPER_COMPOSITION) | set(ours))
     df = pd.DataFrame({"ours": [ours.get(k, 0) for k in ks], "paper": [PAPER_COMPOSITION.get(k, 0) for k in ks]},
@@ -126,7 +136,6 @@ def _composition_gap_md(df) -> str:
 
 def _gpaw_data_version() -> str:
     """Version of the installed ``gpaw-data`` package (the PAW setups), or "not installed"."""
-    from importlib.metadata import PackageNotFoundError, version
 
     try:
         return version("gpaw-data")
@@ -162,8 +171,6 @@ def _reason_kind(reason: str) -> str:
 def reliability_counts(labels) -> str:
     """Markdown: compounds per ``reliability`` value and the most common reasons, from a labels
     table; a line saying there is no flag when the column is absent or empty."""
-    import pandas as pd
-
     df = pd.DataFrame(labels)
     if "reliability" not in df or df["reliability"].isna().all() or not df["reliability"].astype(str).str.strip().any():
         return "The labels carry no reliability flag yet (`labels.csv` has no `reliability` values)."
@@ -181,8 +188,6 @@ def reliability_counts(labels) -> str:
 
 
 def _reliability_rule() -> str:
-    from . import eos
-
     lo, hi = eos.BPRIME_RANGE
     return (f"B′ outside [{lo}, {hi}], a fit residual above {eos.MAX_RESIDUAL_MEV} meV/atom, or a refit "
             f"without one E(V) point or with B′ = 4 that moves B by more than {eos.MAX_B_SPREAD:.0%} or a₀ by "
@@ -200,16 +205,13 @@ def _cells_per_cube(cid: str) -> int:
     return 4 if proto is not None and proto.lattice == "fcc" else 1
 
 
-def convergence_table(root: str | os.PathLike = "data/convergence") -> "pandas.DataFrame":
+def convergence_table(root: str | os.PathLike = "data/convergence") -> pd.DataFrame:
     """One row per file ``<root>/<id>/<ecut>eV-k<kd>.json`` of the convergence study.
 
     Columns: id, kind, ecut_eV, kpt_density, reference, a0_A (Å), B_GPa, Bprime,
     E0_eV_atom (eV/atom), cpu_s, and against the same compound's reference file dB_% and
     da0_% (%) and dE_meV_atom (meV/atom; NaN without a reference). Birch–Murnaghan fits by
     :func:`leanecd.eos.fit` (NaN where it finds no minimum). Empty if there are no files."""
-    import pandas as pd
-
-    from . import eos
 
     rows = []
     for p in sorted(Path(root).glob("*/*.json")):
@@ -236,7 +238,8 @@ def convergence_table(root: str | os.PathLike = "data/convergence") -> "pandas.D
 
 def _convergence_md(df) -> str:
     if df.empty:
-        return "The convergence study (`benchmarks/dft_settings_study.py`) has not run yet: `data/convergence/` is empty."
+        return ("The convergence study (`benchmarks/dft_settings_study.py`) has not run yet: "
+                "`data/convergence/` is empty.")
 
     def num(x, fmt):
         return "–" if not np.isfinite(x) else format(x, fmt)
@@ -264,15 +267,11 @@ VALIDATION_TARGETS = {"B": 0.05, "a0": 0.005}
 
 
 def validation_table(root: str | os.PathLike = "data/embedded",
-                     convergence: str | os.PathLike | None = None) -> "pandas.DataFrame":
+                     convergence: str | os.PathLike | None = None) -> pd.DataFrame:
     """The stored labels against independent references: the Δ-project's elements, the audit's
     scans and the convergence study's reference runs (``convergence``, default ``<root>/../convergence``).
     One row per (compound, reference): stored and reference a0 (Å) and B (GPa), deviations (%),
     the record's protocol and reliability flag, and ``within`` (both targets met)."""
-    import pandas as pd
-
-    from .dft import label_reliability
-
     root = Path(root)
     refs = [(f"{el}-fcc", "Δ-project WIEN2k", (4 * v) ** (1 / 3), b) for el, (v, b) in DELTA_WIEN2K.items()]
     refs += [(cid, "audit GPAW 700–800 eV", float("nan"), b) for cid, b in AUDIT_B_GPA.items()]
@@ -296,14 +295,10 @@ def validation_table(root: str | os.PathLike = "data/embedded",
                                        "ref_B_GPa", "dB_%", "within", "reliability"])
 
 
-def spin_probes(root: str | os.PathLike = "data/embedded") -> "pandas.DataFrame":
+def spin_probes(root: str | os.PathLike = "data/embedded") -> pd.DataFrame:
     """The spin probes of stored compounds (``probes/<id>@<protocol>.json``, :func:`leanecd.dft.probe_plan`):
     id, largest local and total moment (μB), whether a moment was found, CPU seconds; and how many
     compounds still wait for one (``.attrs["waiting"]``)."""
-    import pandas as pd
-
-    from .dft import PROBES, _is_done, probe_plan
-
     root = Path(root)
     rows = [read_json(p) for p in sorted((root / PROBES).glob("*.json"))]
     df = pd.DataFrame([{k: r.get(k) for k in ("id", "max_local_moment_muB", "total_moment_muB", "moment_found",
@@ -313,14 +308,10 @@ def spin_probes(root: str | os.PathLike = "data/embedded") -> "pandas.DataFrame"
     return df
 
 
-def failure_status(root: str | os.PathLike = "data/embedded") -> "pandas.DataFrame":
+def failure_status(root: str | os.PathLike = "data/embedded") -> pd.DataFrame:
     """Every compound that failed a gate, with the first reason and what its retry did: ``retry``
     (the start tried, or the start :func:`leanecd.dft.retry_plan` would try), ``retry_result``
     (``stored`` when the retry gave a record, ``failed: <reason>``, or ``not run``)."""
-    import pandas as pd
-
-    from .dft import DATASET_VERSION, HISTORY, retry_plan
-
     root = Path(root)
     planned = {e["id"]: e["retry"] for e in retry_plan(root)}
     rows = []
@@ -347,8 +338,6 @@ def _spin_probe_line(out: Path) -> str:
 
 
 def _read_labels(out: Path):
-    import pandas as pd
-
     p = out / "labels.csv"
     return pd.read_csv(p, dtype={"id": str, "reliability": str, "reliability_reason": str}) if p.exists() \
         else pd.DataFrame()

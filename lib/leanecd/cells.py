@@ -20,7 +20,7 @@ resampling in one of two ways:
     ``sitkLinear`` onto the cube's grid. Second-order accurate in the grid
     spacing; it smooths peaks and changes the electron count slightly.
 
-Both return an :class:`~leanecd.io.ECDField` whose lattice is ``a * I`` in the
+Both return an :class:`~leanecd.field.ECDField` whose lattice is ``a * I`` in the
 cube's own frame (Cartesian axes along the cube edges ``A[j] / a``; the rotation
 from the original frame is ``meta["to_conventional"]["rotation"]``) and whose
 atoms are the primitive atoms replicated by ``T`` and wrapped into the cube.
@@ -35,9 +35,11 @@ from __future__ import annotations
 import math
 
 import numpy as np
+from ase import Atoms
+from ase.build import make_supercell
 
 from .errors import FieldError
-from .io import ECDField
+from .field import ECDField
 from .lattice import CubicCell, find_cubic_cell
 
 __all__ = [
@@ -118,7 +120,6 @@ def _conventional_atoms(atoms, cell: CubicCell):
     """Primitive atoms replicated by T, wrapped into the cube, in the cube's frame."""
     if atoms is None:
         return None
-    from ase.build import make_supercell
 
     sc = make_supercell(atoms, cell.T, wrap=True)
     sc.set_cell(cell.a * np.eye(3), scale_atoms=True)  # keeps cube-fractional coordinates
@@ -228,7 +229,8 @@ def _spectral(rho: np.ndarray, T: np.ndarray, n: int) -> np.ndarray:
         spec = np.zeros(n**3, dtype=complex)
         spec[flat] = Cr
     else:  # coefficients folding onto the same index add up (only with a user spacing)
-        spec = np.bincount(flat, weights=Cr.real, minlength=n**3) + 1j * np.bincount(flat, weights=Cr.imag, minlength=n**3)
+        spec = (np.bincount(flat, weights=Cr.real, minlength=n**3)
+                + 1j * np.bincount(flat, weights=Cr.imag, minlength=n**3))
     values = np.fft.ifftn(spec.reshape(n, n, n)) * n**3
     return np.ascontiguousarray(values.real)
 
@@ -253,7 +255,7 @@ def evaluate_fourier(field: ECDField, cart_points) -> np.ndarray:
 
 def _sitk_trilinear(rho: np.ndarray, lattice: np.ndarray, cell: CubicCell, n: int) -> np.ndarray:
     """Trilinear resampling with SimpleITK of the periodic primitive grid onto the cube."""
-    import SimpleITK as sitk
+    import SimpleITK as sitk  # here: only the paper's sitk method needs it (half a second to import)
 
     shape = np.array(rho.shape)
     A = cell.T @ lattice  # cube edges in the original frame, rows
@@ -340,8 +342,6 @@ def synthetic_field(kind: str = "fcc", a: float = 4.0, n: int | tuple = 24, sigm
     electrons in an atoms array ``"electrons"``; :func:`synthetic_density` gives
     the exact density anywhere. ``source`` starts with ``"synthetic:"``.
     """
-    from ase import Atoms
-
     if kind not in _PRIMITIVE:
         raise ValueError(f"kind must be 'sc', 'bcc' or 'fcc', not {kind!r}")
     basis = _DEFAULT_BASIS[kind] if basis is None else basis

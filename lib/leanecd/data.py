@@ -1,231 +1,47 @@
-"""Datasets of ECD fields with labels: the embedded one, a CHGCAR directory, JARVIS-DFT.
+"""Datasets of ECD fields with labels: :func:`load_dataset`, whatever the source.
 
-:func:`load_dataset` returns a :class:`Dataset` whatever the source:
+The sources are registered in :data:`leanecd.registry.SOURCES`; each has a loader of
+its own that returns a :class:`~leanecd.dataset.Dataset`:
 
 ``load_dataset("embedded")``
-    The project's own open dataset (``data/embedded`` in the repository, computed with
-    GPAW by :mod:`leanecd.dft`). Looked for in ``root`` if given, else in the directory
-    named by the environment variable ``LEANECD_DATA`` (the dataset directory itself, or
-    a ``data/`` directory holding ``embedded/``), else in ``<repo>/data/embedded`` next
-    to this package. Layout::
+    The project's own open dataset, computed with GPAW by :mod:`leanecd.dft`
+    (:func:`leanecd.sources.load_embedded`: where it is looked for, its layout).
 
-        dataset.json          name, version, settings, ...
-        records/<id>.json     one compound: id, formula, spacegroup, bulk_modulus_GPa,
-                              energy_per_atom_eV, field_electrons, status "ok", ...
-        fields/<id>.npz       its ECD field (:func:`leanecd.store.save_field` format); a
-                              recomputed compound's record names its own (``field_file``)
-        history/<id>@<v>.json the record a recomputation superseded (protocol v)
-        failures/<id>.json    compounds that failed a quality gate: id, formula,
-                              prototype, reason
-        labels.csv            a table of the ok records (derived; records are the truth)
-
-``load_dataset("path/to/dir")``
+``load_dataset("path/to/dir")`` or ``load_dataset("chgcar-dir", "path/to/dir")``
     A directory of VASP CHGCAR files plus ``labels.csv`` with an ``id`` column and
-    target columns. The CHGCAR of compound ``id`` is the file named ``id`` or
-    ``id.<ext>`` (e.g. ``NaCl.CHGCAR``). A directory holding ``dataset.json`` is read
-    as the embedded layout instead.
+    target columns (:func:`leanecd.sources.load_chgcar_dir`). A directory path holding
+    ``dataset.json`` is read as the embedded layout instead.
 
 ``load_dataset("jarvis", chgcar_dir=...)`` / ``load_dataset("jarvis", root)``
-    The paper's source, JARVIS-DFT ``dft_3d``. The metadata (a list of entries with
-    ``jid``, ``spg_number``, ``bulk_modulus_kv``, ``optb88vdw_total_energy``, ``atoms``)
-    come from ``entries=`` (already in memory), ``jarvis_json=`` (a file), a single
-    ``*.json`` in ``root``, or else are downloaded with jarvis-tools into the project's
-    cache (:func:`fetch_jarvis_entries`: checksummed, resumable, fails at once without
-    a network). The paper's compounds are selected by :func:`select_paper_compounds`:
-    space group 225 (Fm-3m), 216 (F-43m) or 221 (Pm-3m), a numeric bulk modulus > 0 GPa
-    and a numeric total energy (JARVIS writes ``"na"`` when one is missing).
-    ``optb88vdw_total_energy`` is already per atom (eV/atom). The densities are CHGCAR
-    files in ``chgcar_dir`` (default ``root``) named by JARVIS id: ``<jid>``,
-    ``<jid>.<ext>`` or ``<jid>/CHGCAR``, directly or inside ``CHGCAR/``; the form in
-    which the paper's files would be shared on request.
+    The paper's source, JARVIS-DFT ``dft_3d``, with CHGCAR files named by JARVIS id
+    (:mod:`leanecd.jarvis`: download, the paper's selection, GPAW densities at the
+    JARVIS structures).
 
-    Densities computed instead by the project's GPAW generator at the JARVIS
-    structures: :func:`jarvis_dft_entries` makes its work items, and
-    :func:`with_jarvis_labels` joins its output (``load_dataset(<output dir>)``) to the
-    JARVIS labels. The densities are then PBE while the labels are OptB88vdW.
-
-Nothing is dropped silently: a selected compound whose CHGCAR is missing (or a CHGCAR
-without a label row) is listed in :attr:`Dataset.skipped` with the reason (JARVIS: also
-in ``Dataset.info["missing_chgcar"]``, with a warning giving the count). Malformed
-records, label tables and field files raise :class:`~leanecd.errors.FileFormatError`
-naming the file.
+Nothing is dropped silently: a compound left out (a CHGCAR without a label row, a
+selected compound without a CHGCAR, ...) is listed in :attr:`Dataset.skipped` with the
+reason. Malformed records, label tables and field files raise
+:class:`~leanecd.errors.FileFormatError` naming the file.
 
 Fields are loaded lazily: :meth:`Dataset.field` reads one from disk on each call (no
 cache), and :meth:`Dataset.items` yields picklable zero-argument loaders, so a feature
 store can farm them out to worker processes.
+
+On the command line: ``python -m leanecd.data jarvis --entries entries.json`` (see
+:func:`leanecd.jarvis.add_command`).
 """
 
 from __future__ import annotations
 
-import functools
-import math
+import argparse
 import os
-import warnings
-import zipfile
-import zlib
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
-import numpy as np
-import pandas as pd
+from . import jarvis, registry
+from .dataset import Dataset
+from .errors import FileFormatError
 
-from .download import cached_download, default_cache_dir
-from .errors import DownloadError, FileFormatError
-from .io import ECDField, read_chgcar
-from .store import load_field, read_json
-
-__all__ = ["Dataset", "load_dataset", "TARGETS", "PAPER_SPACE_GROUPS", "PAPER_COUNTS", "default_embedded_root",
-           "jarvis_source", "jarvis_cache_file", "fetch_jarvis_entries", "select_paper_compounds",
-           "SelectionReport", "jarvis_atoms_to_ase", "jarvis_dft_entries", "with_jarvis_labels"]
-
-#: Label columns every source provides: bulk modulus (GPa), total energy (eV/atom).
-TARGETS = ("bulk_modulus_GPa", "energy_per_atom_eV")
-#: The paper's space groups (§2.1, Fig. 1a): two FCC and one simple cubic.
-PAPER_SPACE_GROUPS = {225: "Fm-3m", 216: "F-43m", 221: "Pm-3m"}
-
-_RECORD_KEYS = ("id", "formula", "spacegroup", "bulk_modulus_GPa", "energy_per_atom_eV", "status")
-_FAILURE_COLUMNS = ["id", "formula", "prototype", "reason"]
-# Files in a CHGCAR directory that are never CHGCARs.
-_NOT_CHGCAR = {".csv", ".json", ".md", ".txt", ".yaml", ".yml", ".py", ".ipynb", ".npz", ".npy",
-               ".log", ".gz", ".bz2", ".xz", ".zip", ".tar", ".h5", ".png", ".pdf"}
-
-
-# --------------------------------------------------------------------------- Dataset
-
-
-class Dataset:
-    """Compounds with labels and lazily loaded ECD fields.
-
-    Attributes
-    ----------
-    name, version : dataset name and version string (embedded: from ``dataset.json``;
-        CHGCAR directory: ``"local"``; JARVIS: the JSON file's stem, which carries its date).
-    source : a one-line description of where the data came from.
-    table : :class:`pandas.DataFrame` of labels indexed by ``id`` (one row per compound,
-        in :attr:`ids` order); embedded and JARVIS tables have the columns
-        ``bulk_modulus_GPa`` (GPa) and ``energy_per_atom_eV`` (eV/atom).
-    failures : DataFrame of compounds that failed a quality gate (embedded only;
-        columns ``id, formula, prototype, reason``; empty otherwise).
-    skipped : ``{id: reason}`` for compounds left out of this dataset and why.
-    info : provenance (``dataset.json`` contents, JARVIS selection counts, ...).
-    root : the directory the data were read from.
-    """
-
-    def __init__(
-        self,
-        *,
-        name: str,
-        version: str,
-        source: str,
-        table: pd.DataFrame,
-        loaders: dict[str, Callable[[], ECDField]],
-        failures: pd.DataFrame | None = None,
-        skipped: dict[str, str] | None = None,
-        info: dict | None = None,
-        root: Path | None = None,
-    ):
-        if list(table.index) != list(loaders):
-            raise ValueError("Dataset: table index and loaders must list the same ids in the same order")
-        self.name = name
-        self.version = str(version)
-        self.source = source
-        self.table = table
-        self._loaders = dict(loaders)
-        self.failures = failures if failures is not None else pd.DataFrame(columns=_FAILURE_COLUMNS)
-        self.skipped = dict(skipped or {})
-        self.info = dict(info or {})
-        self.root = root
-
-    # ----------------------------------------------------------------- access
-
-    @property
-    def ids(self) -> list[str]:
-        """Compound ids, in table order."""
-        return list(self._loaders)
-
-    def __len__(self) -> int:
-        return len(self._loaders)
-
-    def __contains__(self, id_: object) -> bool:
-        return id_ in self._loaders
-
-    def field(self, id_: str) -> ECDField:
-        """Read the ECD field (rho in e/Å³) of compound ``id_`` from disk."""
-        return self._loader(id_)()
-
-    def loader(self, id_: str) -> Callable[[], ECDField]:
-        """A picklable zero-argument callable returning the field of ``id_``."""
-        return self._loader(id_)
-
-    def items(self) -> Iterator[tuple[str, Callable[[], ECDField]]]:
-        """``(id, loader)`` pairs; ``loader()`` reads that compound's :class:`ECDField`."""
-        return iter(list(self._loaders.items()))
-
-    def targets(self, names: str | Sequence[str] = TARGETS) -> np.ndarray:
-        """Label values as float64: shape ``(n,)`` for one name, ``(n, k)`` for a list.
-
-        Raises ``KeyError`` for an unknown column and ``ValueError`` if a value is
-        missing or not numeric (naming the compounds), rather than returning NaN.
-        """
-        single = isinstance(names, str)
-        cols = [names] if single else list(names)
-        missing = [c for c in cols if c not in self.table.columns]
-        if missing:
-            raise KeyError(f"{self.name}: no label column {missing}; columns are {list(self.table.columns)}")
-        values = self.table[cols].apply(pd.to_numeric, errors="coerce").to_numpy(dtype=np.float64)
-        bad = ~np.isfinite(values)
-        if bad.any():
-            rows = [self.ids[r] for r in np.unique(np.nonzero(bad)[0])][:10]
-            raise ValueError(f"{self.name}: missing or non-numeric {cols} for {rows} (first 10 shown)")
-        return values[:, 0] if single else values
-
-    def subset(self, ids: Sequence[str]) -> "Dataset":
-        """A dataset with only ``ids`` (in the order given); skipped/failures are kept."""
-        ids = list(ids)
-        unknown = [i for i in ids if i not in self._loaders]
-        if unknown:
-            raise KeyError(f"{self.name}: unknown ids {unknown[:10]}")
-        return Dataset(
-            name=self.name,
-            version=self.version,
-            source=self.source + f" (subset of {len(ids)})",
-            table=self.table.loc[ids],
-            loaders={i: self._loaders[i] for i in ids},
-            failures=self.failures,
-            skipped=self.skipped,
-            info=self.info,
-            root=self.root,
-        )
-
-    def reliable(self) -> "Dataset":
-        """The compounds whose labels are flagged ``ok`` (embedded: column ``reliability``, see
-        :func:`leanecd.dft.label_reliability`); the left-out ones are in :attr:`skipped` with the
-        reason, and the version says ``reliable``. A dataset without the column is returned as is."""
-        if "reliability" not in self.table.columns:
-            return self
-        keep = [i for i in self.ids if self.table.at[i, "reliability"] == "ok"]
-        out = self.subset(keep)
-        out.skipped = {**self.skipped, **{i: f"label uncertain: {self.table.at[i, 'reliability_reason']}"
-                                          for i in self.ids if i not in set(keep)}}
-        out.version = f"{self.version}-reliable{len(keep)}"
-        out.source = self.source + f" (reliable labels: {len(keep)} of {len(self)})"
-        return out
-
-    def _loader(self, id_: str) -> Callable[[], ECDField]:
-        try:
-            return self._loaders[id_]
-        except KeyError:
-            why = f" (skipped: {self.skipped[id_]})" if id_ in self.skipped else ""
-            raise KeyError(f"{self.name}: no compound {id_!r}{why}") from None
-
-    def __repr__(self) -> str:
-        return (
-            f"Dataset({self.name!r}, version={self.version!r}, {len(self)} compounds, "
-            f"{len(self.skipped)} skipped, {len(self.failures)} failures, source={self.source!r})"
-        )
-
-
-# --------------------------------------------------------------------------- entry point
+__all__ = ["load_dataset", "main"]
 
 
 def load_dataset(
@@ -234,738 +50,58 @@ def load_dataset(
     *,
     labels: str | os.PathLike | None = None,
     jarvis_json: str | os.PathLike | None = None,
-    space_groups: Sequence[int] = tuple(PAPER_SPACE_GROUPS),
+    space_groups: Sequence[int] | None = None,
     chgcar_dir: str | os.PathLike | None = None,
     entries: Sequence[dict] | None = None,
-    jarvis_dataset: str = "dft_3d",
+    jarvis_dataset: str | None = None,
     cache_dir: str | os.PathLike | None = None,
 ) -> Dataset:
     """Load a dataset of ECD fields and labels (see the module docstring).
 
+    A registered source name goes to that source's loader with ``root`` and the options
+    it takes (:attr:`leanecd.registry.Source.options`; the others are ignored); any
+    other ``source`` is a directory: the embedded layout if it holds ``dataset.json``,
+    else CHGCAR files. An option left at ``None`` takes the loader's default.
+
     Parameters
     ----------
-    source : ``"embedded"``, ``"jarvis"``, or a directory (CHGCAR files + ``labels.csv``,
-        or an embedded-layout directory with ``dataset.json``).
-    root : directory of the data for ``"embedded"`` (optional) and ``"jarvis"`` (the
-        dft_3d ``*.json`` and the CHGCARs; optional when ``chgcar_dir`` is given).
+    source : ``"embedded"``, ``"chgcar-dir"``, ``"jarvis"``, or a directory (CHGCAR files
+        + ``labels.csv``, or an embedded-layout directory with ``dataset.json``).
+    root : directory of the data for ``"embedded"`` (optional), ``"chgcar-dir"`` and
+        ``"jarvis"`` (the dft_3d ``*.json`` and the CHGCARs; optional when ``chgcar_dir``
+        is given).
     labels : CHGCAR directory only: the label table (default ``<dir>/labels.csv``).
     jarvis_json : JARVIS only: the ``dft_3d`` JSON file, if ``root`` holds several ``*.json``
         or the metadata are not in ``root``.
     space_groups : JARVIS only: space-group numbers to keep (default the paper's 225, 216, 221).
     chgcar_dir : JARVIS only: the directory of CHGCAR files named by JARVIS id (default ``root``).
     entries : JARVIS only: the dft_3d entries already in memory (e.g. from
-        :func:`fetch_jarvis_entries`), instead of a file or a download.
-    jarvis_dataset : JARVIS only: jarvis-tools' name of the dataset to download.
+        :func:`leanecd.jarvis.fetch_jarvis_entries`), instead of a file or a download.
+    jarvis_dataset : JARVIS only: jarvis-tools' name of the dataset to download (default ``dft_3d``).
     cache_dir : JARVIS only: the download cache (default ``$LEANECD_CACHE/jarvis`` or
         ``~/.cache/leanecd/jarvis``).
     """
-    if isinstance(source, str) and source == "embedded":
-        return _load_embedded(default_embedded_root() if root is None else Path(root))
-    if isinstance(source, str) and source == "jarvis":
-        return _load_jarvis(root, chgcar_dir, jarvis_json, entries, jarvis_dataset, cache_dir, space_groups)
-    path = Path(source)
-    if not path.is_dir():
-        raise FileFormatError(path, "no such directory (source must be 'embedded', 'jarvis' or a directory)")
-    if (path / "dataset.json").is_file():
-        return _load_embedded(path)
-    return _load_chgcar_dir(path, labels)
-
-
-def default_embedded_root() -> Path:
-    """Where ``load_dataset("embedded")`` looks: ``$LEANECD_DATA`` or ``<repo>/data/embedded``."""
-    env = os.environ.get("LEANECD_DATA", "").strip()
-    if env:
-        p = Path(env).expanduser()
-        if not (p / "dataset.json").is_file() and (p / "embedded" / "dataset.json").is_file():
-            p = p / "embedded"
-        return p
-    return Path(__file__).resolve().parents[2] / "data" / "embedded"
-
-
-# --------------------------------------------------------------------------- loaders
-# Module-level functions wrapped in functools.partial, so loaders pickle.
-
-
-def _load_npz(path: Path, id_: str) -> ECDField:
-    f = load_field(path)
-    f.meta.setdefault("id", id_)
-    return f
-
-
-def _load_chgcar(path: Path, id_: str) -> ECDField:
-    f = read_chgcar(path)
-    f.meta.setdefault("id", id_)
-    return f
-
-
-# --------------------------------------------------------------------------- embedded
-
-
-def _is_number(x) -> bool:
-    return isinstance(x, (int, float, np.integer, np.floating)) and not isinstance(x, bool) and math.isfinite(x)
-
-
-def _check_record(path: Path, rec) -> dict:
-    if not isinstance(rec, dict):
-        raise FileFormatError(path, f"a record must be a JSON object, got {type(rec).__name__}")
-    missing = [k for k in _RECORD_KEYS if k not in rec]
-    if missing:
-        raise FileFormatError(path, f"record lacks keys {missing}")
-    if rec["id"] != path.stem:
-        raise FileFormatError(path, f"record id {rec['id']!r} does not match the file name")
-    if rec["status"] != "ok":
-        raise FileFormatError(path, f"status is {rec['status']!r}, not 'ok' (failed compounds belong in failures/)")
-    for k in TARGETS:
-        if not _is_number(rec[k]):
-            raise FileFormatError(path, f"{k} is {rec[k]!r}, not a finite number")
-    if not rec["bulk_modulus_GPa"] > 0:
-        raise FileFormatError(path, f"bulk_modulus_GPa is {rec['bulk_modulus_GPa']!r}, not positive")
-    if not isinstance(rec["spacegroup"], int) or isinstance(rec["spacegroup"], bool):
-        raise FileFormatError(path, f"spacegroup is {rec['spacegroup']!r}, not an integer")
-    return rec
-
-
-def _load_embedded(root: Path) -> Dataset:
-    meta_path = root / "dataset.json"
-    if not meta_path.is_file():
-        raise FileFormatError(
-            root,
-            "no embedded dataset here (dataset.json missing); pass root=, set LEANECD_DATA, "
-            "or generate it (see the appendix 'making-the-dataset')",
-        )
-    meta = read_json(meta_path)
-    if not isinstance(meta, dict):
-        raise FileFormatError(meta_path, "must be a JSON object")
-    rec_dir = root / "records"
-    rec_paths = sorted(rec_dir.glob("*.json")) if rec_dir.is_dir() else []
-    if not rec_paths:
-        raise FileFormatError(rec_dir, "no records (records/<id>.json)")
-    rows, loaders = [], {}
-    for p in rec_paths:
-        rec = _check_record(p, read_json(p))
-        fpath = root / rec.get("field_file", f"fields/{rec['id']}.npz")  # recomputed: fields/<id>@<protocol>.npz
-        if not fpath.is_file():
-            raise FileFormatError(fpath, f"field file missing for record {p}")
-        rows.append(rec)
-        loaders[rec["id"]] = functools.partial(_load_npz, fpath, rec["id"])
-    from .dft import label_row, protocol_version  # the columns of labels.csv, from the records themselves
-
-    derived = ("protocol", "reliability", "reliability_reason", "bulk_modulus_uncertainty_GPa", "a0_uncertainty_A")
-    for r in rows:  # records without their E(V) scan (hand-made datasets) get no flag
-        if {"eos_volumes_A3", "eos_energies_eV", "settings", "bulk_modulus_prime", "fit_rms_meV_per_atom"} <= set(r):
-            row = label_row(r)
-            r.update({k: row[k] for k in derived})
-        elif "protocol" in r or "settings" in r:
-            r["protocol"] = protocol_version(r)
-    table = pd.DataFrame(rows).set_index("id", drop=True)
-
-    fail_rows = []
-    fail_dir = root / "failures"
-    for p in sorted(fail_dir.glob("*.json")) if fail_dir.is_dir() else []:
-        f = read_json(p)
-        if not isinstance(f, dict) or "id" not in f or "reason" not in f:
-            raise FileFormatError(p, "a failure must be a JSON object with at least 'id' and 'reason'")
-        fail_rows.append(f)
-    failures = pd.DataFrame(fail_rows) if fail_rows else pd.DataFrame(columns=_FAILURE_COLUMNS)
-    for c in _FAILURE_COLUMNS:
-        if c not in failures.columns:
-            failures[c] = None
-    failures = failures[_FAILURE_COLUMNS + [c for c in failures.columns if c not in _FAILURE_COLUMNS]]
-    both = sorted(set(failures["id"]) & set(loaders))
-    if both:
-        warnings.warn(f"{root}: ids both in records/ and failures/ (records win): {both}", stacklevel=3)
-
-    name = str(meta.get("name", root.name))
-    version = embedded_version(meta, rows)
-    return Dataset(
-        name=name,
-        version=version,
-        source=f"embedded dataset {name} v{version} at {root}",
-        table=table,
-        loaders=loaders,
-        failures=failures,
-        skipped={},
-        info=meta,
-        root=root,
-    )
-
-
-def embedded_version(meta: dict, records: Sequence[dict]) -> str:
-    """The version string of an embedded dataset: ``<protocol>+<compounds>cpd`` (e.g. "0.1.0+42cpd"),
-    so that each size of the append-only dataset has its own; while older records are being
-    recomputed under the current protocol, the count of records at it follows (e.g.
-    "0.7.0+601cpd.45"), and goes once all are."""
-    from .dft import PROTOCOL_HISTORY, protocol_version
-
-    v = meta.get("version", "unversioned")
-    current = sum(protocol_version(r) == v for r in records)
-    mixed = current < len(records) and v in dict(PROTOCOL_HISTORY)
-    return f"{v}+{len(records)}cpd" + (f".{current}" if mixed else "")
-
-
-# --------------------------------------------------------------------------- CHGCAR directory
-
-
-def _read_labels(path: Path) -> pd.DataFrame:
-    if not path.is_file():
-        raise FileFormatError(path, "no label table (a CSV with an 'id' column and target columns)")
-    try:
-        df = pd.read_csv(path, dtype={"id": str})
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, ValueError) as exc:
-        raise FileFormatError(path, f"unreadable CSV ({type(exc).__name__}: {exc})") from None
-    if "id" not in df.columns:
-        raise FileFormatError(path, f"no 'id' column (columns: {list(df.columns)})")
-    if df["id"].isna().any():
-        raise FileFormatError(path, f"empty id on data rows {[int(r) + 2 for r in np.nonzero(df['id'].isna().to_numpy())[0]]}")
-    df["id"] = df["id"].str.strip()
-    dup = sorted(df.loc[df["id"].duplicated(), "id"].unique())
-    if dup:
-        raise FileFormatError(path, f"duplicate ids {dup}")
-    return df
-
-
-def _load_chgcar_dir(root: Path, labels: str | os.PathLike | None) -> Dataset:
-    lab_path = Path(labels) if labels is not None else root / "labels.csv"
-    df = _read_labels(lab_path)
-
-    files = [
-        p
-        for p in sorted(root.iterdir())
-        if p.is_file() and not p.name.startswith(".") and p.resolve() != lab_path.resolve()
-        and p.suffix.lower() not in _NOT_CHGCAR
-    ]
-    by_name = {p.name: p for p in files}
-    by_stem: dict[str, list[Path]] = {}
-    for p in files:
-        if p.suffix:
-            by_stem.setdefault(p.stem, []).append(p)
-
-    loaders, keep, skipped, used = {}, [], {}, set()
-    for id_ in df["id"]:
-        if id_ in by_name:
-            p = by_name[id_]
-        elif len(by_stem.get(id_, [])) == 1:
-            p = by_stem[id_][0]
-        elif len(by_stem.get(id_, [])) > 1:
-            raise FileFormatError(root, f"several CHGCAR files for id {id_!r}: {[q.name for q in by_stem[id_]]}")
-        else:
-            skipped[id_] = f"no CHGCAR file named {id_!r} or '{id_}.<ext>' in {root}"
-            continue
-        loaders[id_] = functools.partial(_load_chgcar, p, id_)
-        keep.append(id_)
-        used.add(p)
-    for p in files:
-        if p not in used:
-            skipped[p.stem if p.suffix else p.name] = f"file {p.name} has no row in {lab_path.name}"
-
-    table = df.set_index("id", drop=True).loc[keep]
-    return Dataset(
-        name=root.name,
-        version="local",
-        source=f"CHGCAR directory {root} with labels {lab_path}",
-        table=table,
-        loaders=loaders,
-        skipped=skipped,
-        info={"labels": str(lab_path)},
-        root=root,
-    )
-
-
-# --------------------------------------------------------------------------- JARVIS-DFT
-
-#: The paper's dataset (§2.1): compounds, distinct elements, compounds per number of
-#: elements. As printed, the per-element counts add up to 1,550, not 1,410.
-PAPER_COUNTS = {"compounds": 1410, "elements": 62, "by_n_elements": {1: 15, 2: 494, 3: 947, 4: 93, 5: 1}}
-_N_ELEMENT_NAMES = {1: "unary", 2: "binary", 3: "ternary", 4: "quaternary", 5: "quinary", 6: "senary"}
-
-
-def jarvis_source(dataset: str = "dft_3d") -> tuple[str, str]:
-    """``(url, json_name)`` of a JARVIS dataset, from jarvis-tools' own table (``get_db_info``).
-
-    The download is ``<json_name>.zip``, a zip holding ``json_name``.
-    """
-    from jarvis.db.figshare import get_db_info
-
-    info = get_db_info()
-    if dataset not in info:
-        raise ValueError(f"jarvis-tools knows no dataset {dataset!r}; it knows {sorted(info)}")
-    return info[dataset][0], info[dataset][1]
-
-
-def jarvis_cache_file(dataset: str = "dft_3d", cache_dir: str | os.PathLike | None = None) -> Path:
-    """Where :func:`fetch_jarvis_entries` keeps the download: ``<cache_dir>/<json_name>.zip``.
-
-    ``cache_dir`` defaults to ``$LEANECD_CACHE/jarvis`` or ``~/.cache/leanecd/jarvis``
-    (never jarvis-tools' default cache).
-    """
-    base = Path(cache_dir) if cache_dir is not None else default_cache_dir("jarvis")
-    return base / (jarvis_source(dataset)[1] + ".zip")
-
-
-def _check_jarvis_zip(path: Path, member: str) -> str | None:
-    """None if ``path`` is a zip whose ``member`` decompresses with a good CRC and looks like a JSON list."""
-    first = last = b""
-    try:
-        with zipfile.ZipFile(path) as zf:
-            if member not in zf.namelist():
-                return f"the zip lacks {member} (it holds {zf.namelist()[:5]})"
-            with zf.open(member) as fh:  # reading to the end checks the CRC-32
-                for block in iter(lambda: fh.read(1 << 20), b""):
-                    first = first or block.lstrip()[:1]
-                    last = block.rstrip()[-1:] or last
-    except (zipfile.BadZipFile, zlib.error, EOFError, OSError) as exc:
-        return f"not a readable zip ({type(exc).__name__}: {exc})"
-    if (first, last) != (b"[", b"]"):
-        return f"{member} is not a JSON list"
-    return None
-
-
-def fetch_jarvis_entries(dataset: str = "dft_3d", cache_dir: str | os.PathLike | None = None) -> list[dict]:
-    """The JARVIS-DFT entries (a list of dicts), downloaded once into the project's cache.
-
-    :func:`leanecd.download.cached_download` fetches jarvis-tools' file (resumable,
-    checksummed, atomic; fails at once without a network, naming the embedded
-    dataset), then ``jarvis.db.figshare.data(dataset, store_dir=<cache>)`` reads it.
-    The file is ``<cache>/<json_name>.zip`` (see :func:`jarvis_cache_file`); one
-    copied there by hand is validated and used, so a machine without internet
-    can use a file downloaded elsewhere.
-    """
-    from jarvis.db.figshare import data as jarvis_data
-
-    url, member = jarvis_source(dataset)
-    path = jarvis_cache_file(dataset, cache_dir)
-    cached_download(
-        url,
-        path,
-        validate=functools.partial(_check_jarvis_zip, member=member),
-        offline_hint=(
-            'Without a network use the embedded dataset: load_dataset("embedded"). Or download the file '
-            f"on a machine with internet and copy it to {path}; it is checked and used."
-        ),
-    )
-    try:
-        entries = jarvis_data(dataset, store_dir=str(path.parent))
-    except (ValueError, KeyError, EOFError, OSError, zipfile.BadZipFile) as exc:
-        for p in (path, path.with_name(path.name + ".sha256")):
-            p.unlink(missing_ok=True)
-        raise DownloadError(f"{path}: unreadable ({type(exc).__name__}: {exc}); deleted, the next call "
-                            "downloads it again") from None
-    if not isinstance(entries, list):
-        raise FileFormatError(path, f"expected a list of JARVIS-DFT entries, got {type(entries).__name__}")
-    return entries
-
-
-def _as_int(x) -> int | None:
-    try:
-        return int(x) if not isinstance(x, bool) else None
-    except (TypeError, ValueError):
-        return None
-
-
-def _jarvis_elements(where, jid: str, atoms) -> list[str]:
-    if not isinstance(atoms, dict) or not isinstance(atoms.get("elements"), list) or not atoms["elements"]:
-        raise FileFormatError(where, f"{jid}: 'atoms' lacks a non-empty 'elements' list")
-    return [str(s).strip() for s in atoms["elements"]]
-
-
-def _formula(elements: list[str]) -> str:
-    from ase.formula import Formula
-
-    return Formula.from_list(elements).reduce()[0].format("metal")
-
-
-class SelectionReport:
-    """What :func:`select_paper_compounds` kept and dropped, next to the paper's numbers.
-
-    Attributes
-    ----------
-    space_groups : the space-group numbers selected.
-    funnel : counts after each step: ``entries``, ``in_space_groups``,
-        ``with_bulk_modulus``, ``with_both_labels``, ``selected``.
-    excluded : ``{reason: [jid, ...]}`` for entries in the space groups that were dropped.
-    table : one row per selected compound: ``jid, formula, spacegroup, n_elements,
-        bulk_modulus_GPa`` (GPa), ``energy_per_atom_eV`` (eV/atom).
-    duplicate_formulas : ``{formula: [jid, ...]}`` for reduced formulas selected more
-        than once (polymorphs in different space groups, or repeated JARVIS
-        calculations); all are kept.
-    """
-
-    def __init__(self, space_groups, funnel, excluded, table, duplicate_formulas):
-        self.space_groups = list(space_groups)
-        self.funnel = dict(funnel)
-        self.excluded = dict(excluded)
-        self.table = table
-        self.duplicate_formulas = dict(duplicate_formulas)
-
-    @property
-    def by_space_group(self) -> dict[int, int]:
-        """Selected compounds per space-group number."""
-        counts = self.table["spacegroup"].value_counts()
-        return {int(s): int(counts.get(s, 0)) for s in self.space_groups}
-
-    @property
-    def by_n_elements(self) -> dict[int, int]:
-        """Selected compounds per number of distinct elements."""
-        return {int(k): int(v) for k, v in self.table["n_elements"].value_counts().sort_index().items()}
-
-    @property
-    def elements(self) -> list[str]:
-        """Distinct elements in the selection, sorted."""
-        return sorted({e for els in self.table["elements"] for e in els})
-
-    def comparison(self) -> pd.DataFrame:
-        """This selection next to the paper (§2.1): compounds, per number of elements, elements."""
-        ours, paper = self.by_n_elements, PAPER_COUNTS["by_n_elements"]
-        ks = sorted(set(ours) | set(paper))
-        rows = [("compounds", len(self.table), PAPER_COUNTS["compounds"])]
-        rows += [(f"{_N_ELEMENT_NAMES.get(k, f'{k} elements')} ({k})", ours.get(k, 0), paper.get(k, 0)) for k in ks]
-        rows += [("sum over numbers of elements", sum(ours.values()), sum(paper.values())),
-                 ("distinct elements", len(self.elements), PAPER_COUNTS["elements"])]
-        table = pd.DataFrame(rows, columns=["", "this selection", "paper"]).set_index("")
-        table.index.name = None
-        return table
-
-    def as_dict(self) -> dict:
-        """The counts as plain JSON-able types (no per-compound table)."""
-        return {
-            "space_groups": self.space_groups,
-            "funnel": self.funnel,
-            "excluded": {k: len(v) for k, v in self.excluded.items()},
-            "by_space_group": self.by_space_group,
-            "by_n_elements": self.by_n_elements,
-            "elements": len(self.elements),
-            "duplicate_formulas": len(self.duplicate_formulas),
-            "entries_with_duplicate_formula": sum(len(v) for v in self.duplicate_formulas.values()),
-        }
-
-    def __str__(self) -> str:
-        f = self.funnel
-        lines = [
-            f"{f['entries']:,} entries -> {f['in_space_groups']:,} in space groups {self.space_groups} -> "
-            f"{f['with_bulk_modulus']:,} with bulk_modulus_kv -> {f['with_both_labels']:,} also with "
-            f"optb88vdw_total_energy -> {f['selected']:,} selected",
-            "per space group: " + ", ".join(f"{PAPER_SPACE_GROUPS.get(s, s)} ({s}) {n:,}"
-                                            for s, n in self.by_space_group.items()),
-        ]
-        lines += [f"dropped, {reason}: {len(jids):,}" for reason, jids in self.excluded.items() if jids]
-        lines.append(f"formulas selected more than once: {len(self.duplicate_formulas):,} "
-                     f"({sum(len(v) for v in self.duplicate_formulas.values()):,} compounds, all kept)")
-        lines.append(self.comparison().to_string())
-        return "\n".join(lines)
-
-    def __repr__(self) -> str:
-        return f"SelectionReport({self.funnel['selected']} selected of {self.funnel['entries']} entries)"
-
-
-def select_paper_compounds(
-    entries: Sequence[dict],
-    space_groups: Sequence[int] = tuple(PAPER_SPACE_GROUPS),
-    *,
-    positive_bulk_modulus: bool = True,
-    source: str | os.PathLike | None = None,
-) -> tuple[list[dict], SelectionReport]:
-    """Select the paper's compounds (§2.1) from JARVIS-DFT ``dft_3d`` entries.
-
-    The rule: ``spg_number`` in ``space_groups`` (225 Fm-3m, 216 F-43m, 221 Pm-3m),
-    ``bulk_modulus_kv`` (Voigt bulk modulus from the elastic tensor, GPa) and
-    ``optb88vdw_total_energy`` (eV/atom) both numbers (JARVIS writes ``"na"`` for a
-    missing value), and, with ``positive_bulk_modulus``, a bulk modulus > 0 GPa (a
-    value ≤ 0 comes from an unstable elastic tensor; the report counts them). Entries
-    with the same formula are all kept and counted in the report.
-
-    Returns the selected entries (the input dicts, in input order) and a
-    :class:`SelectionReport`. ``source`` names the file in error messages.
-    Raises :class:`FileFormatError` for an entry without a string ``jid``, a
-    duplicate ``jid``, or a selected entry without ``atoms.elements``.
-    """
-    wanted = [int(s) for s in space_groups]
-    reasons = ("bulk_modulus_kv missing", "optb88vdw_total_energy missing", "bulk_modulus_kv <= 0 GPa")
-    excluded: dict[str, list[str]] = {r: [] for r in reasons}
-    funnel = dict.fromkeys(("entries", "in_space_groups", "with_bulk_modulus", "with_both_labels", "selected"), 0)
-    funnel["entries"] = len(entries)
-    selected, rows, seen = [], [], set()
-    for k, e in enumerate(entries):
-        if not isinstance(e, dict) or not isinstance(e.get("jid"), str):
-            raise FileFormatError(source, f"entry {k} is not an object with a string 'jid'")
-        jid = e["jid"]
-        if jid in seen:
-            raise FileFormatError(source, f"duplicate jid {jid!r}")
-        seen.add(jid)
-        spg = _as_int(e.get("spg_number"))
-        if spg not in wanted:
-            continue
-        funnel["in_space_groups"] += 1
-        b, en = e.get("bulk_modulus_kv"), e.get("optb88vdw_total_energy")
-        if not _is_number(b):
-            excluded[reasons[0]].append(jid)
-            continue
-        funnel["with_bulk_modulus"] += 1
-        if not _is_number(en):
-            excluded[reasons[1]].append(jid)
-            continue
-        funnel["with_both_labels"] += 1
-        if positive_bulk_modulus and not b > 0:
-            excluded[reasons[2]].append(jid)
-            continue
-        funnel["selected"] += 1
-        elements = _jarvis_elements(source, jid, e.get("atoms"))
-        selected.append(e)
-        rows.append({"jid": jid, "formula": _formula(elements), "spacegroup": spg,
-                     "n_elements": len(set(elements)), "elements": sorted(set(elements)),
-                     "bulk_modulus_GPa": float(b), "energy_per_atom_eV": float(en)})
-    table = pd.DataFrame(rows, columns=["jid", "formula", "spacegroup", "n_elements", "elements",
-                                        "bulk_modulus_GPa", "energy_per_atom_eV"])
-    groups = table.groupby("formula", sort=True)["jid"].apply(list)
-    duplicates = {f: jids for f, jids in groups.items() if len(jids) > 1}
-    return selected, SelectionReport(wanted, funnel, excluded, table, duplicates)
-
-
-# ----------------------------------------------------------------- JARVIS: densities from CHGCAR files
-
-
-def _chgcar_index(root: Path) -> dict[str, list[Path]]:
-    """CHGCAR files under ``root`` by the id they are named after.
-
-    Recognised: ``<id>``, ``<id>.<ext>`` (e.g. ``JVASP-1002.CHGCAR``), ``<id>/CHGCAR``, and
-    the same names inside ``<root>/CHGCAR/``.
-    """
-    index: dict[str, list[Path]] = {}
-    for base in (root, root / "CHGCAR"):
-        if not base.is_dir():
-            continue
-        for p in sorted(base.iterdir()):
-            if p.name.startswith("."):
-                continue
-            if p.is_file() and p.suffix.lower() not in _NOT_CHGCAR:
-                index.setdefault(p.stem if p.suffix else p.name, []).append(p)
-            elif p.is_dir() and (p / "CHGCAR").is_file():
-                index.setdefault(p.name, []).append(p / "CHGCAR")
-    return index
-
-
-def _find_jarvis_json(root: Path | None, jarvis_json) -> Path:
-    if jarvis_json is not None:
-        p = Path(jarvis_json)
-        p = p if p.is_absolute() or p.exists() or root is None else root / p
-        if not p.is_file():
-            raise FileFormatError(p, "no such JARVIS-DFT JSON file")
-        return p
-    if not root.is_dir():
-        raise FileFormatError(root, "no such directory (the JARVIS root holds the dft_3d *.json and CHGCARs)")
-    cands = sorted(root.glob("*.json"))
-    if len(cands) == 1:
-        return cands[0]
-    named = [c for c in cands if "dft_3d" in c.name.lower() or "dft3d" in c.name.lower()]
-    if len(named) == 1:
-        return named[0]
-    if not cands:
-        raise FileFormatError(root, "no *.json file (expected the JARVIS-DFT dft_3d JSON, e.g. jdft_3d-*.json)")
-    raise FileFormatError(root, f"several *.json files {[c.name for c in cands]}; pass jarvis_json=")
-
-
-def _jarvis_entries_for(root, jarvis_json, entries, dataset, cache_dir) -> tuple[list, str, str]:
-    """``(entries, where they came from, version)`` for :func:`load_dataset` ``("jarvis")``."""
-    if entries is not None:
-        return list(entries), "entries given in memory", "entries"
-    if root is not None or jarvis_json is not None:
-        jpath = _find_jarvis_json(None if root is None else Path(root), jarvis_json)
-        data = read_json(jpath)
-        if not isinstance(data, list):
-            raise FileFormatError(jpath, f"expected a list of JARVIS-DFT entries, got {type(data).__name__}")
-        return data, str(jpath), jpath.stem
-    path = jarvis_cache_file(dataset, cache_dir)
-    return fetch_jarvis_entries(dataset, cache_dir), str(path), Path(jarvis_source(dataset)[1]).stem
-
-
-def _load_jarvis(root, chgcar_dir, jarvis_json, entries, dataset, cache_dir, space_groups) -> Dataset:
-    if root is None and chgcar_dir is None:
-        raise ValueError(
-            "load_dataset('jarvis') needs the charge densities: chgcar_dir=<directory of CHGCAR files named by "
-            "JARVIS id> (or root=<directory holding the dft_3d *.json and the CHGCARs>). For the metadata "
-            "alone use select_paper_compounds(fetch_jarvis_entries()); to compute the densities with GPAW "
-            "see jarvis_dft_entries()."
-        )
-    chg_root = Path(chgcar_dir if chgcar_dir is not None else root)
-    if not chg_root.is_dir():
-        raise FileFormatError(chg_root, "no such directory (expected CHGCAR files named by JARVIS id)")
-    raw, where, version = _jarvis_entries_for(root, jarvis_json, entries, dataset, cache_dir)
-    selected, report = select_paper_compounds(raw, space_groups, source=where)
-    index = _chgcar_index(chg_root)
-    rows, loaders, missing = [], {}, []
-    for e in selected:
-        jid = e["jid"]
-        files = index.get(jid, [])
-        if len(files) > 1:
-            raise FileFormatError(chg_root, f"several CHGCAR files for {jid}: {[str(p) for p in files]}; keep one")
-        if not files:
-            missing.append(jid)
-            continue
-        elements = _jarvis_elements(where, jid, e["atoms"])
-        spg = _as_int(e["spg_number"])
-        rows.append({
-            "id": jid,
-            "formula": e.get("formula") or _formula(elements),
-            "spacegroup": spg,
-            "spacegroup_symbol": e.get("spg_symbol", PAPER_SPACE_GROUPS.get(spg)),
-            "n_elements": len(set(elements)),
-            "elements": sorted(set(elements)),
-            "natoms": len(elements),
-            "bulk_modulus_GPa": float(e["bulk_modulus_kv"]),
-            "energy_per_atom_eV": float(e["optb88vdw_total_energy"]),
-        })
-        loaders[jid] = functools.partial(_load_chgcar, files[0], jid)
-    if missing:
-        warnings.warn(f"{len(missing)} of {len(selected)} selected JARVIS compounds have no CHGCAR in {chg_root} "
-                      "(listed in Dataset.info['missing_chgcar'] and Dataset.skipped)", stacklevel=3)
-    selected_ids = {e["jid"] for e in selected}
-    columns = ["id", "formula", "spacegroup", "spacegroup_symbol", "n_elements", "elements", "natoms", *TARGETS]
-    return Dataset(
-        name="jarvis-dft-3d",
-        version=version,
-        source=f"JARVIS-DFT {where} with CHGCARs under {chg_root} (space groups {report.space_groups})",
-        table=pd.DataFrame(rows, columns=columns).set_index("id", drop=True),
-        loaders=loaders,
-        skipped={jid: f"no CHGCAR named {jid}, {jid}.<ext> or {jid}/CHGCAR in {chg_root}" for jid in missing},
-        info={
-            "json": where,
-            "selection": report.as_dict(),
-            "space_groups": report.space_groups,
-            "with_chgcar": len(loaders),
-            "missing_chgcar": missing,
-            "chgcar_outside_selection": sorted(set(index) - selected_ids),
-        },
-        root=chg_root,
-    )
-
-
-# ----------------------------------------------------------------- JARVIS: densities from GPAW
-
-
-def jarvis_atoms_to_ase(atoms: dict):
-    """An ``ase.Atoms`` from a JARVIS ``atoms`` dict (``lattice_mat`` in Å, ``coords``,
-    ``elements``, ``cartesian``: whether ``coords`` are Cartesian Å or fractional)."""
-    from ase import Atoms
-
-    try:
-        cell = np.asarray(atoms["lattice_mat"], dtype=float)
-        coords = np.asarray(atoms["coords"], dtype=float)
-        elements = [str(s).strip() for s in atoms["elements"]]
-        cartesian = bool(atoms.get("cartesian", False))
-    except (KeyError, TypeError, ValueError) as exc:
-        raise FileFormatError(None, f"malformed JARVIS atoms dict ({type(exc).__name__}: {exc})") from None
-    if cell.shape != (3, 3) or coords.shape != (len(elements), 3):
-        raise FileFormatError(None, f"JARVIS atoms: lattice_mat {cell.shape} must be 3x3 and coords "
-                                    f"{coords.shape} one row of 3 per element ({len(elements)})")
-    where = {"positions": coords} if cartesian else {"scaled_positions": coords}
-    return Atoms(symbols=elements, cell=cell, pbc=True, **where)
-
-
-def jarvis_dft_entries(selected: Sequence[dict]) -> list[dict]:
-    """Work items for the project's GPAW generator, one per selected JARVIS entry.
-
-    Each is ``{"id": jid, "structure": {"numbers", "cell" (Å), "scaled_positions",
-    "pbc"}, "meta": {jid, formula, spg_number, spg_symbol, bulk_modulus_kv (GPa),
-    optb88vdw_total_energy (eV/atom), source}}``. Write them with
-    ``leanecd.store.write_json("entries.json", ...)`` and run (on a Dask cluster)::
-
-        python -m leanecd.dft run --entries entries.json --out data/jarvis-gpaw \\
-            --scheduler tcp://host:8786
-
-    The generator runs the embedded dataset's protocol at each JARVIS structure: its
-    densities and labels are GPAW-PBE. :func:`with_jarvis_labels` swaps in the
-    JARVIS OptB88vdW labels.
-    """
-    from .dft import atoms_to_dict
-
-    items = []
-    for e in selected:
-        atoms = jarvis_atoms_to_ase(e["atoms"])
-        items.append({
-            "id": e["jid"],
-            "structure": atoms_to_dict(atoms),
-            "meta": {
-                "jid": e["jid"],
-                "formula": e.get("formula") or _formula(atoms.get_chemical_symbols()),
-                "spg_number": _as_int(e.get("spg_number")),
-                "spg_symbol": e.get("spg_symbol"),
-                "bulk_modulus_kv": e.get("bulk_modulus_kv"),
-                "optb88vdw_total_energy": e.get("optb88vdw_total_energy"),
-                "source": "JARVIS-DFT dft_3d",
-            },
-        })
-    return items
-
-
-def with_jarvis_labels(ds: Dataset, entries: Sequence[dict]) -> Dataset:
-    """``ds`` (the GPAW generator's output on JARVIS structures) with the JARVIS labels.
-
-    Joined by id = ``jid``: ``bulk_modulus_GPa`` becomes JARVIS ``bulk_modulus_kv``
-    (Voigt average of the OptB88vdW elastic tensor, GPa) and ``energy_per_atom_eV``
-    becomes ``optb88vdw_total_energy`` (eV/atom); the GPAW-PBE values move to
-    ``pbe_bulk_modulus_GPa`` (Birch–Murnaghan fit) and ``pbe_energy_per_atom_eV``.
-    Compounds without a JARVIS entry with numeric labels are left out and listed in
-    :attr:`Dataset.skipped`. The densities stay PBE.
-    """
-    by_jid = {e["jid"]: e for e in entries if isinstance(e, dict) and "jid" in e}
-    keep, skipped = [], dict(ds.skipped)
-    labels = {}
-    for id_ in ds.ids:
-        e = by_jid.get(id_)
-        if e is None:
-            skipped[id_] = "no JARVIS entry with this jid"
-        elif not (_is_number(e.get("bulk_modulus_kv")) and _is_number(e.get("optb88vdw_total_energy"))):
-            skipped[id_] = "JARVIS entry lacks bulk_modulus_kv or optb88vdw_total_energy"
-        else:
-            keep.append(id_)
-            labels[id_] = (float(e["bulk_modulus_kv"]), float(e["optb88vdw_total_energy"]))
-    table = ds.table.loc[keep].copy()
-    for col in TARGETS:
-        table["pbe_" + col] = table[col]
-    table["bulk_modulus_GPa"] = [labels[i][0] for i in keep]
-    table["energy_per_atom_eV"] = [labels[i][1] for i in keep]
-    return Dataset(
-        name=f"{ds.name}+jarvis-labels",
-        version=ds.version,
-        source=f"{ds.source}; labels from JARVIS-DFT OptB88vdW (densities GPAW-PBE)",
-        table=table,
-        loaders={i: ds.loader(i) for i in keep},
-        failures=ds.failures,
-        skipped=skipped,
-        info={**ds.info, "labels": "JARVIS-DFT OptB88vdW: bulk_modulus_kv (GPa), optb88vdw_total_energy (eV/atom); "
-                                   "densities GPAW-PBE; GPAW-PBE labels in pbe_* columns"},
-        root=ds.root,
-    )
-
-
-# --------------------------------------------------------------------------- command line
+    options = dict(labels=labels, jarvis_json=jarvis_json, space_groups=space_groups, chgcar_dir=chgcar_dir,
+                   entries=entries, jarvis_dataset=jarvis_dataset, cache_dir=cache_dir)
+    if isinstance(source, str) and source in registry.SOURCES:
+        name = source
+    else:
+        root = Path(source)
+        if not root.is_dir():
+            names = ", ".join(repr(n) for n in registry.SOURCES)
+            raise FileFormatError(root, f"no such directory (source must be one of {names}, or a directory)")
+        name = "embedded" if (root / "dataset.json").is_file() else "chgcar-dir"
+    src = registry.source(name)
+    return src.load(root, **{k: options[k] for k in src.options if options[k] is not None})
 
 
 def main(argv=None) -> int:
-    """``python -m leanecd.data jarvis --entries entries.json``: fetch, select, report, write work items."""
-    import argparse
-    import sys
-
-    from .errors import LeanECDError
-    from .store import write_json
-
-    ap = argparse.ArgumentParser(prog="python -m leanecd.data", description="The JARVIS route (needs a network "
-                                 "the first time; the download is cached).")
+    """``python -m leanecd.data jarvis ...``: the dataset sources' commands."""
+    ap = argparse.ArgumentParser(prog="python -m leanecd.data", description="Dataset sources on the command line.")
     sub = ap.add_subparsers(dest="cmd", required=True)
-    p = sub.add_parser("jarvis", help="select the paper's compounds from JARVIS-DFT and print the report")
-    p.add_argument("--entries", default=None, help="write the GPAW generator's work items to this JSON file")
-    p.add_argument("--dataset", default="dft_3d", help="jarvis-tools dataset name (default dft_3d)")
-    p.add_argument("--cache", default=None, help="download cache (default $LEANECD_CACHE/jarvis or "
-                   "~/.cache/leanecd/jarvis)")
+    jarvis.add_command(sub)
     args = ap.parse_args(argv)
-    try:
-        selected, report = select_paper_compounds(fetch_jarvis_entries(args.dataset, args.cache))
-    except LeanECDError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    print(report)
-    if args.entries:
-        print(write_json(args.entries, jarvis_dft_entries(selected)), f"({len(selected)} work items)")
-    return 0
+    return args.run(args)
 
 
 if __name__ == "__main__":

@@ -121,7 +121,7 @@ def _fetch(url: str, part: Path, offset: int) -> int | None:
     (200) makes the transfer start over at byte 0. Network errors raise
     :class:`DownloadError`; what arrived stays in ``part`` for the next resume.
     """
-    import requests
+    import requests  # here: only a download needs it (it comes with jarvis-tools)
     from tqdm.auto import tqdm
 
     headers = {"Range": f"bytes={offset}-"} if offset else {}

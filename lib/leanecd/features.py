@@ -27,7 +27,7 @@ not cached, so a fixed file is picked up by the next run.
 >>> r.ids, r.computed, r.cached, X.shape, X.dtype
 (['flat'], 1, 0, (1, 5, 5, 5), dtype('float32'))
 
-For a :class:`leanecd.data.Dataset` the book's standard route is one call,
+For a :class:`leanecd.dataset.Dataset` the book's standard route is one call,
 :func:`dataset_features`: ``ids, X, result = dataset_features(load_dataset("embedded"))``.
 """
 
@@ -39,15 +39,20 @@ import os
 import re
 import time
 import warnings
-from dataclasses import dataclass, field as dc_field
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from dataclasses import field as dc_field
 from pathlib import Path
-from typing import Callable, Iterable
 
+import dask
 import numpy as np
+from dask.callbacks import Callback
 
 from . import correlations
 from .errors import FileFormatError
-from .io import ECDField, read_chgcar
+from .field import ECDField
+from .io import read_chgcar
+from .renormalize import remove_negative
 from .settings import GRID_SIZE, SPACING_A
 from .store import atomic_path, read_json, write_json
 
@@ -121,7 +126,8 @@ def preprocess_name(preprocess) -> str:
     if preprocess is None:
         return "none"
     if isinstance(preprocess, functools.partial):
-        args = ", ".join([repr(a) for a in preprocess.args] + [f"{k}={v!r}" for k, v in sorted(preprocess.keywords.items())])
+        args = ", ".join([repr(a) for a in preprocess.args]
+                         + [f"{k}={v!r}" for k, v in sorted(preprocess.keywords.items())])
         return f"partial({preprocess_name(preprocess.func)}, {args})"
     mod = getattr(preprocess, "__module__", None) or ""
     name = getattr(preprocess, "__qualname__", None) or type(preprocess).__qualname__
@@ -219,7 +225,8 @@ def featurize(
     )
 
 
-def load_features(store_dir: str | os.PathLike, ids: Iterable[str] | None = None, mmap_mode: str | None = None) -> np.ndarray:
+def load_features(store_dir: str | os.PathLike, ids: Iterable[str] | None = None,
+                  mmap_mode: str | None = None) -> np.ndarray:
     """Stack stored features: float32 ``(N, size, size, size)``, in the order of ``ids``.
 
     Looks the ids up in ``<store_dir>/index.json`` (the latest :func:`featurize` run that
@@ -238,7 +245,8 @@ def load_features(store_dir: str | os.PathLike, ids: Iterable[str] | None = None
         raise KeyError(f"{index_path}: no features for ids {missing[:5]}{' ...' if len(missing) > 5 else ''}")
     sizes = {entries[i]["size"] for i in ids}
     if len(sizes) > 1:
-        raise FileFormatError(index_path, f"the requested ids were featurised with different grid sizes {sorted(sizes)}")
+        raise FileFormatError(index_path,
+                              f"the requested ids were featurised with different grid sizes {sorted(sizes)}")
     size = sizes.pop() if sizes else GRID_SIZE
     return _stack([store_dir / entries[i]["file"] for i in ids], size, mmap_mode)
 
@@ -268,7 +276,7 @@ def default_cache_dir(ds) -> Path:
 
 
 def dataset_features(ds, store_dir: str | os.PathLike | None = None, progress: bool = True, scheduler=None):
-    """Featurise a :class:`leanecd.data.Dataset` the book's standard way, through the cache.
+    """Featurise a :class:`leanecd.dataset.Dataset` the book's standard way, through the cache.
 
     Returns ``(ids, X, result)``: the ids featurised (dataset order, failures left
     out), their autocorrelations ``X`` as float32 ``(N, 51, 51, 51)`` in e/Å³ (the
@@ -287,8 +295,6 @@ def dataset_features(ds, store_dir: str | os.PathLike | None = None, progress: b
     file, a field whose negative charge cannot be removed) is left out of ``ids`` and
     ``X``, listed in ``result.failures`` with its reason, and reported with a warning.
     """
-    from .renormalize import remove_negative
-
     store_dir = default_cache_dir(ds) if store_dir is None else Path(store_dir)
     result = featurize(ds.items(), store_dir, scheduler=scheduler, progress=progress, preprocess=remove_negative)
     if result.failures:
@@ -364,7 +370,8 @@ def _run(task, sources, scheduler, progress) -> list[dict]:
 
     bar = tqdm(total=len(sources), desc="autocorrelations", unit="field", disable=not progress)
     try:
-        if scheduler is None or scheduler in ("threads", "threading", "sync", "synchronous", "single-threaded", "processes"):
+        if scheduler is None or scheduler in ("threads", "threading", "sync", "synchronous", "single-threaded",
+                                              "processes"):
             return _run_local(task, sources, scheduler or "threads", bar)
         return _run_distributed(task, sources, scheduler, bar)
     finally:
@@ -372,9 +379,6 @@ def _run(task, sources, scheduler, progress) -> list[dict]:
 
 
 def _run_local(task, sources, scheduler, bar) -> list[dict]:
-    import dask
-    from dask.callbacks import Callback
-
     class _Tick(Callback):
         def _posttask(self, key, result, dsk, state, id):
             if isinstance(result, dict) and "status" in result:
@@ -386,7 +390,7 @@ def _run_local(task, sources, scheduler, bar) -> list[dict]:
 
 
 def _run_distributed(task, sources, scheduler, bar) -> list[dict]:
-    from distributed import Client, as_completed
+    from distributed import Client, as_completed  # here: a second to import, for a cluster only
 
     own = not isinstance(scheduler, Client)
     if not own:

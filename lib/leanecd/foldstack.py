@@ -9,7 +9,7 @@ the K weight vectors concatenated, and the loss is the sum of the K runs' losses
 gradient with respect to run k's weights is run k's own gradient. Nothing else is
 shared. Each run keeps
 
-* its own network (the same :func:`~leanecd.train._make_model` module a sequential run
+* its own network (the same :func:`~leanecd.checkpoint._make_model` module a sequential run
   builds, initialised under the same seed), whose parameters are the leaves that the
   stacked weights are concatenated from at every step;
 * its own training subset, target z-score (its training rows), input standardisation
@@ -62,6 +62,10 @@ samples/s on the project's 2-core CPU, ``benchmarks/bench_training.py --stacked-
 so it is off there unless asked for. With ``compile=True`` the stacked forward is
 compiled; the per-run dropout masks (drawn from each run's generator) stay outside the
 compiled graph.
+
+(About 630 lines: the stacked forward, the per-run state, the epoch plan and the two
+engines are one mechanism whose equivalence with the sequential path is tested as a
+whole; checkpoints are :mod:`leanecd.checkpoint`'s, shared with that path.)
 """
 
 from __future__ import annotations
@@ -77,29 +81,39 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .errors import LeanECDError
-from .models import LEAN_SPECS, Standardized
-from .train import (
-    CHECKPOINT_FORMAT,
+from .checkpoint import (
     RunResult,
-    TrainConfig,
+    _make_model,
+    _rng_state,
+    _seed_everything,
+    resume_checkpoint,
+    write_checkpoints,
+)
+from .errors import LeanECDError
+from .execution import (
     _deterministic,
     _execution,
     _Features,
     _input_stats,
-    _load,
-    _make_model,
     _precision,
     _predict_norm,
     _progress_bar,
-    _rng_state,
-    _save,
-    _seed_everything,
-    _write_history,
 )
+from .log import logger
+from .models import LEAN_SPECS, Standardized
+from .trainconfig import TrainConfig
 
-__all__ = ["StackedRun", "train_stacked", "train_protocol_runs", "resolve_stacked", "supports", "epoch_permutation", "grouped_forward", "ENGINES",
-           "step_function"]
+__all__ = [
+    "ENGINES",
+    "StackedRun",
+    "epoch_permutation",
+    "grouped_forward",
+    "resolve_stacked",
+    "step_function",
+    "supports",
+    "train_protocol_runs",
+    "train_stacked",
+]
 
 #: ``"grouped"``: one grouped convolution per layer for all runs (fast); ``"loop"``: each run's own
 #: module on its own batch (the sequential arithmetic; a reference for tests).
@@ -126,7 +140,8 @@ def supports(model: str) -> bool:
 
 
 def epoch_permutation(train_idx: torch.Tensor, run_seed: int, epoch: int) -> torch.Tensor:
-    """The order of a run's training rows in ``epoch`` (0-based): the permutation :func:`~leanecd.train.train_run` draws."""
+    """The order of a run's training rows in ``epoch`` (0-based): the permutation
+    :func:`~leanecd.train.train_run` draws."""
     gen = torch.Generator().manual_seed(run_seed * 100_003 + epoch)
     return train_idx[torch.randperm(len(train_idx), generator=gen)]
 
@@ -254,26 +269,12 @@ class _Run:
 
         self.history: list[dict] = []
         self.start_epoch, self.best_val, self.best_epoch, self.elapsed = 0, math.inf, None, 0.0
-        self.last_path, self.best_path = self.run_dir / "last.pt", self.run_dir / "best.pt"
-        if self.last_path.exists():
-            ckpt = _load(self.last_path)
-            if ckpt["model_kwargs"] != self.model_kwargs or ckpt["run_seed"] != run_seed:
-                raise LeanECDError(f"{self.last_path}: checkpoint is of a different run "
-                                   f"({ckpt['model_kwargs']}, seed {ckpt['run_seed']}); use a new run directory")
-            if not torch.equal(ckpt["train_idx"], self.tr):
-                raise LeanECDError(f"{self.last_path}: checkpoint was trained on different samples; "
-                                   "use a new run directory")
-            model.load_state_dict(ckpt["model_state"])
-            self.optimizer.load_state_dict(ckpt["optimizer_state"])
-            self.scheduler.load_state_dict(ckpt["scheduler_state"])
-            if use_scaler:
-                self.scaler.load_state_dict(ckpt["scaler_state"])
-            self.history = list(ckpt["history"])
-            self.start_epoch = int(ckpt["epoch"])
-            self.best_val, self.best_epoch = float(ckpt["best_val_loss"]), ckpt["best_epoch"]
-            self.elapsed = float(ckpt["elapsed_s"])
+        ckpt = resume_checkpoint(self.run_dir, self.model_kwargs, run_seed, self.tr, model, self.optimizer,
+                                 self.scheduler, self.scaler, use_scaler)
+        if ckpt is not None:
+            self.history, self.start_epoch, self.elapsed = ckpt["history"], ckpt["epoch"], ckpt["elapsed_s"]
+            self.best_val, self.best_epoch = ckpt["best_val_loss"], ckpt["best_epoch"]
             rng = ckpt["rng"]
-            _write_history(self.run_dir / "history.csv", self.history)  # history.csv may lag last.pt
         else:
             self.set_warmup_lr(0.0)
         # the run's own random stream (dropout masks): the global generator's state, on the device
@@ -426,11 +427,11 @@ def _grouped_predict(runs: Sequence[_Run], rows: Sequence[torch.Tensor], feats: 
 
 def resolve_stacked(stacked: bool | None, model: str, device: torch.device) -> bool:
     """Whether :func:`~leanecd.train.fit` trains stacked: ``stacked``, or by default on CUDA only; never for a
-    model that cannot be stacked (said in a printed line when it was asked for)."""
+    model that cannot be stacked (said in a logged line when it was asked for)."""
     use = (device.type == "cuda") if stacked is None else bool(stacked)
     if use and not supports(model):
         if stacked:
-            print(f"stacked training: model {model!r} is not a lean CNN; its runs train one after another")
+            logger.info(f"stacked training: model {model!r} is not a lean CNN; its runs train one after another")
         return False
     return use
 
@@ -448,7 +449,7 @@ def train_protocol_runs(feats, y: np.ndarray, folds, trainval: np.ndarray, confi
 def train_stacked(X, y: np.ndarray, runs: Sequence[StackedRun], config: TrainConfig, progress: bool = True,
                   on_epoch_end: Callable[[str, int, dict], None] | None = None,
                   engine: str | None = None) -> list[RunResult]:
-    """Train the ``runs`` of one model together; returns one :class:`~leanecd.train.RunResult` per run, in order.
+    """Train the ``runs`` of one model together; returns one :class:`~leanecd.checkpoint.RunResult` per run, in order.
 
     Arguments as :func:`~leanecd.train.train_run` (``config`` resolved), one
     :class:`StackedRun` per run. ``engine``: :data:`ENGINES` (default
@@ -458,7 +459,8 @@ def train_stacked(X, y: np.ndarray, runs: Sequence[StackedRun], config: TrainCon
     if engine not in ENGINES:
         raise LeanECDError(f"engine must be one of {ENGINES}, not {engine!r}")
     if engine == "grouped" and not supports(config.model):
-        raise LeanECDError(f"model {config.model!r} cannot be trained stacked (only the lean models {tuple(LEAN_SPECS)})")
+        raise LeanECDError(f"model {config.model!r} cannot be trained stacked "
+                           f"(only the lean models {tuple(LEAN_SPECS)})")
     if not runs:
         return []
     device, use_amp, amp_dtype, use_scaler, channels_last, deterministic = _execution(config)
@@ -576,33 +578,12 @@ def _checkpoint(r: _Run, row: dict, config: TrainConfig) -> None:
     if improved:
         r.best_val = r.best_val if val_loss is None else val_loss
         r.best_epoch = row["epoch"]
-    state = {
-        "format": CHECKPOINT_FORMAT,
-        "model_kwargs": r.model_kwargs,
-        "model_state": r.model.state_dict(),
-        "targets": list(config.targets),
-        "target_mean": torch.from_numpy(r.mean),
-        "target_std": torch.from_numpy(r.std),
-        "epoch": row["epoch"],
-        "epochs": config.epochs,
-        "run_seed": r.spec.run_seed,
-        "train_idx": r.tr,
-        "val_idx": r.va,
-        "best_val_loss": r.best_val,
-        "best_epoch": r.best_epoch,
-        "history": r.history,
-        "elapsed_s": r.elapsed,
-    }
-    if improved:
-        _save(state, r.best_path)
-    state.update({
-        "optimizer_state": r.optimizer.state_dict(),
-        "scheduler_state": r.scheduler.state_dict(),
-        "scaler_state": r.scaler.state_dict() if r.use_scaler else {},
-        "rng": r.rng_state(),
-    })
-    _save(state, r.last_path)
-    _write_history(r.run_dir / "history.csv", r.history)
+    write_checkpoints(r.run_dir, improved=improved, model_kwargs=r.model_kwargs, model=r.model,
+                      targets=config.targets, target_mean=r.mean, target_std=r.std, epoch=row["epoch"],
+                      epochs=config.epochs, run_seed=r.spec.run_seed, train_idx=r.tr, val_idx=r.va,
+                      best_val_loss=r.best_val, best_epoch=r.best_epoch, history=r.history, elapsed_s=r.elapsed,
+                      optimizer=r.optimizer, scheduler=r.scheduler, scaler=r.scaler, use_scaler=r.use_scaler,
+                      rng=r.rng_state())
 
 
 # --------------------------------------------------------------------------- benchmark helper

@@ -1,4 +1,4 @@
-"""ECD fields and VASP CHG/CHGCAR files.
+"""VASP CHG/CHGCAR files: read into and written from :class:`~leanecd.field.ECDField`.
 
 A CHGCAR stores ``rho * V_cell`` on a periodic grid, x index fastest (Fortran
 order). :func:`read_chgcar` divides by the cell volume so that
@@ -12,92 +12,17 @@ axes on cubic grids and scrambles non-cubic ones; this reader does not.
 from __future__ import annotations
 
 import os
-import tempfile
 from collections import deque
-from dataclasses import dataclass, field as dc_field
 from pathlib import Path
 
 import numpy as np
+from ase import Atoms
 
 from .errors import FieldError, FileFormatError
+from .field import ECDField  # re-exported: design.md promises ``from leanecd.io import ECDField``
+from .store import atomic_path
 
 __all__ = ["ECDField", "WHICH", "read_chgcar", "write_chgcar"]
-
-
-@dataclass
-class ECDField:
-    """An electron charge density on a periodic grid.
-
-    Attributes
-    ----------
-    rho : float64 array ``[n1, n2, n3]``, e/Å³; axis *i* runs along lattice vector a_i,
-        point ``(i, j, k)`` sits at fractional coordinates ``(i/n1, j/n2, k/n3)``.
-    lattice : ``(3, 3)`` array in Å, rows are a1, a2, a3.
-    atoms : ``ase.Atoms`` in this cell (may be ``None`` for a bare field).
-    source : where the field came from (a path, or a description such as
-        ``"synthetic: ..."``).
-    meta : free-form provenance (DFT settings, compound id, ...).
-    """
-
-    rho: np.ndarray
-    lattice: np.ndarray
-    atoms: object = None
-    source: str = ""
-    meta: dict = dc_field(default_factory=dict)
-
-    def __post_init__(self):
-        self.rho = np.asarray(self.rho, dtype=np.float64)
-        self.lattice = np.asarray(self.lattice, dtype=np.float64)
-        where = self.source or "ECDField"
-        if self.rho.ndim != 3 or min(self.rho.shape) < 1:
-            raise FieldError(f"{where}: rho must be a non-empty 3-D array, got shape {self.rho.shape}")
-        if self.lattice.shape != (3, 3):
-            raise FieldError(f"{where}: lattice must be 3x3, got shape {self.lattice.shape}")
-        if not np.all(np.isfinite(self.rho)):
-            raise FieldError(f"{where}: rho contains NaN or inf")
-        if not np.all(np.isfinite(self.lattice)) or np.linalg.det(self.lattice) <= 0:
-            raise FieldError(
-                f"{where}: lattice must be finite and right-handed with positive volume, "
-                f"got det = {np.linalg.det(self.lattice) if np.all(np.isfinite(self.lattice)) else 'nan'}"
-            )
-
-    @property
-    def volume(self) -> float:
-        """Cell volume in Å³."""
-        return float(np.linalg.det(self.lattice))
-
-    @property
-    def shape(self) -> tuple[int, int, int]:
-        """Grid points along a1, a2, a3."""
-        return tuple(int(n) for n in self.rho.shape)
-
-    @property
-    def voxel_volume(self) -> float:
-        """Volume of one voxel in Å³."""
-        return self.volume / self.rho.size
-
-    @property
-    def n_electrons(self) -> float:
-        """Electrons in the cell: ``rho.mean() * volume``."""
-        return float(self.rho.mean() * self.volume)
-
-    @property
-    def spacing(self) -> np.ndarray:
-        """Grid spacing along each lattice vector, |a_i| / n_i, in Å."""
-        return np.linalg.norm(self.lattice, axis=1) / np.array(self.rho.shape)
-
-    def with_rho(self, rho: np.ndarray, **changes) -> "ECDField":
-        """A copy with a new density (same cell, atoms and provenance unless changed)."""
-        kw = dict(lattice=self.lattice, atoms=self.atoms, source=self.source, meta=dict(self.meta))
-        kw.update(changes)
-        return ECDField(rho=rho, **kw)
-
-    def __repr__(self) -> str:
-        formula = self.atoms.get_chemical_formula() if self.atoms is not None else "?"
-        return (
-            f"ECDField({formula}, grid={self.shape}, volume={self.volume:.3f} Å³, "
-            f"n_electrons={self.n_electrons:.4f}, source={self.source!r})"
-        )
 
 
 # --------------------------------------------------------------------------- reading
@@ -273,7 +198,6 @@ def _read_image(path, lines: list[str], i: int, m: int) -> tuple[dict, int, bool
 
 def _read_poscar(path, lines: list[str], i0: int, m: int) -> dict:
     """The POSCAR block starting at line index ``i0``: atoms, cell (Å), volume (Å³), ..."""
-    from ase import Atoms
 
     def line(k: int) -> str:
         if k >= len(lines):
@@ -472,8 +396,8 @@ def write_chgcar(field: ECDField, path: str | os.PathLike, comment: str | None =
     """Write ``field`` as a VASP 5 CHGCAR (values ``rho * V_cell``, x fastest).
 
     Values are written with 11 significant decimals (``%.11E``), as VASP does.
-    The file is written to a temporary name and renamed, so an interrupted write
-    never leaves a half file under ``path``.
+    The file is written through :func:`leanecd.store.atomic_path`, so an interrupted
+    write never leaves a half file under ``path``.
     """
     path = Path(path)
     atoms = field.atoms
@@ -497,14 +421,6 @@ def write_chgcar(field: ECDField, path: str | os.PathLike, comment: str | None =
     for s in range(0, data.size, per_line):
         body.append(" " + " ".join(f"{v:.11E}" for v in data[s : s + per_line]))
     text = "\n".join(out + body) + "\n"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".part", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with atomic_path(path) as tmp:
+        tmp.write_text(text)
     return path

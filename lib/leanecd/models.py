@@ -39,6 +39,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from . import registry
 from .errors import LeanECDError
 
 __all__ = [
@@ -50,19 +51,11 @@ __all__ = [
     "count_parameters",
     "layer_table",
     "flops_per_sample",
-    "MODEL_NAMES",
-    "PRINTED_PARAMETERS",
     "MODEL_B_COUNT_NOTE",
     "BASELINE_COUNT_NOTES",
     "BASELINE_DEFAULT_IN_SIZE",
     "mirzaee_printed_count_decomposition",
 ]
-
-#: Names accepted by :func:`build_model`.
-MODEL_NAMES = ("A", "B", "C", "zhao", "mirzaee")
-
-#: Fittable parameters as printed in Table 1 of the paper.
-PRINTED_PARAMETERS = {"A": 80_825, "B": 310_201, "C": 80_834, "zhao": 2_360_736, "mirzaee": 2_129_672}
 
 #: Lean layer specifications: (kernel, channels, stride) per convolution, in order.
 LEAN_SPECS: dict[str, list[tuple[int, int, int]]] = {
@@ -261,7 +254,7 @@ def build_model(name: str, dropout: float = 0.0, in_size: int | None = None,
                          in_size=BASELINE_DEFAULT_IN_SIZE["mirzaee"] if in_size is None else int(in_size),
                          dropout=dropout)
     else:
-        raise LeanECDError(f"unknown model {name!r}; choose one of {', '.join(MODEL_NAMES)}")
+        raise LeanECDError(f"unknown model {name!r}; choose one of {', '.join(registry.model_names('network'))}")
     model.model_name = key
     return model
 

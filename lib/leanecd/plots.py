@@ -6,13 +6,27 @@ figure and never call ``show()``, so notebooks and scripts decide what to do.
 
 from __future__ import annotations
 
-import numpy as np
+import sys
 
-from .io import ECDField
+import matplotlib.pyplot as plt
+import numpy as np
+import plotly.graph_objects as go
+import plotly.io as pio
+from matplotlib import patheffects
+from matplotlib.collections import PolyCollection
+from matplotlib.colors import AsinhNorm
+from matplotlib.ticker import MaxNLocator
+from plotly.io import to_html
+from plotly.io.base_renderers import MimetypeRenderer
+from scipy.spatial import Voronoi
+
+from .field import ECDField
+from .jarvis import PAPER_COUNTS, PAPER_SPACE_GROUPS
+from .lattice import find_cubic_cell
 
 __all__ = ["field_slices", "field_isosurface", "label_histograms", "spacegroup_bars", "grid_plane",
            "primitive_samples_on_cube_plane", "primitive_outline_on_cube", "density_norm", "cell_transform",
-           "renormalization", "selection_histograms", "MODEL_COLORS", "model_color"]
+           "renormalization", "selection_histograms"]
 
 
 def field_slices(field: ECDField, index: int | None = None, cmap: str = "viridis", title: str | None = None):
@@ -21,8 +35,6 @@ def field_slices(field: ECDField, index: int | None = None, cmap: str = "viridis
     For a non-orthogonal (primitive) cell the slices are planes of the grid, drawn
     in grid coordinates: the axes are labelled with the lattice vectors they follow.
     """
-    import matplotlib.pyplot as plt
-
     rho = field.rho
     idx = [n // 2 if index is None else index % n for n in rho.shape]
     panels = [
@@ -51,8 +63,6 @@ def _cartesian_grid(field: ECDField):
 
 def field_isosurface(field: ECDField, levels: int = 4, quantiles=(0.80, 0.995), title: str | None = None):
     """Interactive plotly iso-surfaces of ρ in Cartesian space (Å), atoms as markers."""
-    import plotly.graph_objects as go
-
     xyz = _cartesian_grid(field)
     lo, hi = np.quantile(field.rho, quantiles)
     fig = go.Figure(
@@ -75,8 +85,6 @@ def field_isosurface(field: ECDField, levels: int = 4, quantiles=(0.80, 0.995), 
 
 def label_histograms(table, columns=("bulk_modulus_GPa", "energy_per_atom_eV"), bins: int = 30):
     """Histograms of the targets (paper Fig. 1b, c)."""
-    import matplotlib.pyplot as plt
-
     names = {"bulk_modulus_GPa": "bulk modulus (GPa)", "energy_per_atom_eV": "total energy (eV/atom)"}
     fig, axes = plt.subplots(1, len(columns), figsize=(5 * len(columns), 3.5), constrained_layout=True)
     for ax, col in zip(np.atleast_1d(axes), columns):
@@ -88,8 +96,6 @@ def label_histograms(table, columns=("bulk_modulus_GPa", "energy_per_atom_eV"), 
 
 def spacegroup_bars(table):
     """Compounds per space group and number of elements (paper Fig. 1a)."""
-    import matplotlib.pyplot as plt
-
     counts = table.groupby(["spacegroup_symbol", "n_elements"]).size().unstack(fill_value=0)
     fig, ax = plt.subplots(figsize=(6, 3.5), constrained_layout=True)
     bottom = np.zeros(len(counts))
@@ -103,17 +109,12 @@ def spacegroup_bars(table):
 
 
 def selection_histograms(report, bins: int = 40, title: str | None = None):
-    """The JARVIS selection as paper Fig. 1, from a :class:`leanecd.data.SelectionReport`.
+    """The JARVIS selection as paper Fig. 1, from a :class:`leanecd.jarvis.SelectionReport`.
 
     (a) compounds per space group, stacked by number of elements; (b) compounds per
     number of elements, this selection next to the paper's counts (written on the
     bars); (c) bulk modulus (GPa) and (d) total energy (eV/atom) histograms.
     """
-    import matplotlib.pyplot as plt
-    from matplotlib.ticker import MaxNLocator
-
-    from .data import PAPER_COUNTS, PAPER_SPACE_GROUPS
-
     table = report.table
     fig, axes = plt.subplots(2, 2, figsize=(10, 7), constrained_layout=True)
     (ax_a, ax_b), (ax_c, ax_d) = axes
@@ -177,9 +178,6 @@ def grid_plane(field: ECDField, axis: int = 2, index: int = 0, ax=None, norm=Non
     within half a plane spacing of the plane. ``values`` replaces ``field.rho`` (same
     shape), e.g. a difference of two fields. Returns the QuadMesh (for a colorbar).
     """
-    import matplotlib.pyplot as plt
-    from matplotlib import patheffects
-
     ax = plt.gca() if ax is None else ax
     rho = field.rho if values is None else np.asarray(values)
     q, r, u, v, e1, e2 = _plane_frame(field, axis)
@@ -235,12 +233,6 @@ def primitive_samples_on_cube_plane(prim: ECDField, ax=None, height: float = 0.0
     as its Voronoi cell, so the picture shows exactly what the data holds there.
     Returns the PolyCollection, or None when no grid point lies in the plane.
     """
-    import matplotlib.pyplot as plt
-    from matplotlib.collections import PolyCollection
-    from scipy.spatial import Voronoi
-
-    from .lattice import find_cubic_cell
-
     ax = plt.gca() if ax is None else ax
     cell = find_cubic_cell(prim.lattice)
     T = cell.T.astype(float)
@@ -281,8 +273,6 @@ def density_norm(*fields, linear_width: float = 0.1, symmetric: bool = False):
     cores; a linear scale shows only the cores. ``symmetric`` centres it on 0 (for
     densities with negative values or differences, with a diverging colour map).
     """
-    from matplotlib.colors import AsinhNorm
-
     lo = min(float(np.min(f.rho if isinstance(f, ECDField) else f)) for f in fields)
     hi = max(float(np.max(f.rho if isinstance(f, ECDField) else f)) for f in fields)
     if symmetric:
@@ -307,8 +297,6 @@ def cell_transform(prim: ECDField, cube: ECDField, prim_index: int = 0, cube_ind
     asinh colour scale; dashed lines are the primitive cell (its face, and in the cube
     panels its edges projected on the (001) plane, dotted).
     """
-    import matplotlib.pyplot as plt
-
     rotation = cube.meta["to_conventional"]["rotation"]
     norm = density_norm(prim, cube)
     fig, axes = plt.subplots(1, 3, figsize=(13, 4.4), constrained_layout=True)
@@ -341,8 +329,6 @@ def renormalization(before: ECDField, after: ECDField, axis: int = 2, index: int
     ``index`` defaults to the plane holding the most negative voxel of ``before``.
     Negative densities are blue (diverging asinh scale centred on 0).
     """
-    import matplotlib.pyplot as plt
-
     if index is None:
         index = int(np.unravel_index(np.argmin(before.rho), before.shape)[axis])
     diff = after.rho - before.rho
@@ -365,205 +351,6 @@ def renormalization(before: ECDField, after: ECDField, axis: int = 2, index: int
     return fig
 
 
-# --------------------------------------------------------------------------- results (paper §4, Figs. 5-6)
-
-__all__ += ["parity_plot", "parity_plotly", "nmae_histogram"]
-
-_SPLIT_STYLE = {"train": ("tab:blue", "train (final model)"), "test": ("tab:red", "test"),
-                "cv": ("tab:green", "CV (out-of-fold)")}
-
-
-def _predictions_of(predictions, target, split):
-    p = predictions[(predictions["target"] == target) & (predictions["split"] == split)]
-    return p
-
-
-def parity_plot(predictions, target: str, ax=None, splits=("train", "test"), title: str | None = None):
-    """Paper Fig. 5: predicted vs DFT value of ``target``, test (red) over train (blue).
-
-    ``predictions``: the long-format DataFrame of a run (:func:`leanecd.metrics.read_run`).
-    The legend gives each split's MAE (target units) and size. Returns the Axes.
-    """
-    import matplotlib.pyplot as plt
-
-    from .metrics import mae, target_label
-
-    if ax is None:
-        _, ax = plt.subplots(figsize=(4.6, 4.4), constrained_layout=True)
-    lo, hi = np.inf, -np.inf
-    for split in splits:
-        p = _predictions_of(predictions, target, split)
-        if p.empty:
-            continue
-        color, name = _SPLIT_STYLE.get(split, ("k", split))
-        ax.scatter(p["y_true"], p["y_pred"], s=22 if split == "test" else 14, color=color, alpha=0.75,
-                   edgecolor="white" if split == "test" else "none", linewidth=0.5, zorder=3 if split == "test" else 2,
-                   label=f"{name}: n={len(p)}, MAE {float(mae(p['y_true'], p['y_pred'])):.3g}")
-        lo = min(lo, p["y_true"].min(), p["y_pred"].min())
-        hi = max(hi, p["y_true"].max(), p["y_pred"].max())
-    if np.isfinite(lo):
-        pad = 0.05 * (hi - lo or 1.0)
-        ax.plot([lo - pad, hi + pad], [lo - pad, hi + pad], color="0.4", lw=1, ls="--", zorder=1)
-        ax.set_xlim(lo - pad, hi + pad)
-        ax.set_ylim(lo - pad, hi + pad)
-    label = target_label(target)
-    ax.set_xlabel(f"DFT {label}")
-    ax.set_ylabel(f"predicted {label}")
-    ax.set_aspect("equal", adjustable="box")
-    ax.legend(fontsize="small", loc="upper left")
-    if title:
-        ax.set_title(title, fontsize=10)
-    return ax
-
-
-def parity_plotly(predictions, target: str, table=None, splits=("train", "test"), title: str | None = None):
-    """Interactive parity plot: hover shows the compound id, formula and prototype (from ``table``), values and error."""
-    import plotly.graph_objects as go
-
-    from .metrics import target_label, target_unit
-
-    unit = target_unit(target)
-    fig = go.Figure()
-    lo, hi = np.inf, -np.inf
-    for split in splits:
-        p = _predictions_of(predictions, target, split)
-        if p.empty:
-            continue
-        color, name = _SPLIT_STYLE.get(split, ("black", split))
-        from matplotlib.colors import to_hex
-
-        color = to_hex(color)  # plotly wants CSS colours, not matplotlib's "tab:" names
-        if table is not None:
-            info = table.reindex(p["id"])
-            formula = info["formula"].fillna("?").astype(str).to_numpy() if "formula" in info else ["?"] * len(p)
-            proto = info["prototype"].fillna("?").astype(str).to_numpy() if "prototype" in info else ["?"] * len(p)
-        else:
-            formula, proto = ["?"] * len(p), ["?"] * len(p)
-        custom = np.stack([p["id"].to_numpy(), formula, proto, (p["y_pred"] - p["y_true"]).to_numpy()], axis=1)
-        fig.add_trace(go.Scatter(
-            x=p["y_true"], y=p["y_pred"], mode="markers", name=name, customdata=custom,
-            marker=dict(color=color, size=9 if split == "test" else 7, opacity=0.8, line=dict(width=0.5, color="white")),
-            hovertemplate=("<b>%{customdata[0]}</b><br>%{customdata[1]} (%{customdata[2]})<br>"
-                           f"DFT %{{x:.4g}} {unit}<br>predicted %{{y:.4g}} {unit}<br>"
-                           f"error %{{customdata[3]:.3g}} {unit}<extra>{name}</extra>"),
-        ))
-        lo = min(lo, p["y_true"].min(), p["y_pred"].min())
-        hi = max(hi, p["y_true"].max(), p["y_pred"].max())
-    if np.isfinite(lo):
-        fig.add_trace(go.Scatter(x=[lo, hi], y=[lo, hi], mode="lines", line=dict(color="gray", dash="dash"),
-                                 name="y = x", hoverinfo="skip"))
-    label = target_label(target)
-    fig.update_layout(title=title, xaxis_title=f"DFT {label}", yaxis_title=f"predicted {label}",
-                      width=560, height=500, margin=dict(l=60, r=20, t=50, b=50))
-    fig.update_yaxes(scaleanchor="x", scaleratio=1)
-    return fig
-
-
-def nmae_histogram(predictions, target: str, split: str = "test", ax=None, bins=None, title: str | None = None):
-    """Paper Fig. 6: histogram of the per-sample NMAE (%) of ``split``, with the 10 % and 30 % marks.
-
-    Per-sample NMAE = |y − ŷ| / |mean(y over the split)| × 100
-    (:func:`leanecd.metrics.per_sample_nmae`). The legend gives the shares below 10 %
-    and above 30 % (the numbers the paper quotes). Returns the Axes.
-    """
-    import matplotlib.pyplot as plt
-
-    from .metrics import fraction_above, fraction_below, per_sample_nmae, target_label
-
-    if ax is None:
-        _, ax = plt.subplots(figsize=(4.6, 3.4), constrained_layout=True)
-    p = _predictions_of(predictions, target, split)
-    v = per_sample_nmae(p["y_true"], p["y_pred"]) if len(p) else np.array([])
-    if bins is None:
-        top = max(40.0, float(np.nanmax(v)) if v.size else 40.0)
-        bins = np.arange(0.0, top + 5.0, 5.0) if top <= 200 else 40
-    ax.hist(v, bins=bins, color="tab:blue", edgecolor="white")
-    below, above = fraction_below(v, 10.0), fraction_above(v, 30.0)
-    ax.axvline(10, color="tab:green", ls="--", lw=1, label=f"< 10 %: {100 * below:.0f} % of compounds")
-    ax.axvline(30, color="tab:red", ls="--", lw=1, label=f"> 30 %: {100 * above:.0f} % of compounds")
-    ax.set_xlabel(f"per-compound NMAE (%), {target_label(target)}")
-    ax.set_ylabel({"test": "test compounds", "cv": "compounds (out-of-fold CV)",
-                   "train": "training compounds"}.get(split, f"{split} compounds"))
-    ax.yaxis.get_major_locator().set_params(integer=True)
-    ax.legend(fontsize="small")
-    if title:
-        ax.set_title(title, fontsize=10)
-    return ax
-
-
-__all__ += ["learning_curve"]
-
-
-#: One colour per model or baseline, the same in every figure of the book.
-MODEL_COLORS = {"A": "tab:blue", "B": "tab:orange", "C": "tab:purple", "mean": "0.45", "rf": "tab:green",
-                "ridge": "tab:brown", "zhao": "tab:red", "mirzaee": "tab:pink"}
-
-
-def model_color(model: str) -> str:
-    """The colour of ``model`` in every figure (:data:`MODEL_COLORS`; black if unknown)."""
-    return MODEL_COLORS.get(model, "black")
-
-
-def learning_curve(df, title: str | None = None):
-    """Test MAE against the number of training compounds, log–log, one panel per target.
-
-    ``df``: the frame of :func:`leanecd.metrics.learning_curve` and/or
-    :func:`leanecd.baselines.learning_curve` (epochs ``None``); one line per model and
-    epochs in each panel, in the model's colour (:data:`MODEL_COLORS`), a marker per
-    run, the x ticks at the training-set sizes. A collapsed run (column ``collapsed``:
-    it predicts about one value) is drawn as a cross and no line passes through it.
-    On log–log axes a power law MAE ∝ n^(−a) is a straight line. (Not to be confused
-    with :func:`leanecd.train.plot_learning_curves`, the loss against epoch.)
-    Returns the Figure.
-    """
-    import matplotlib.pyplot as plt
-    import pandas as pd
-    from matplotlib.ticker import LogFormatter, NullFormatter, ScalarFormatter
-
-    class _PlainLogFormatter(LogFormatter):
-        """Labels the ticks LogFormatter labels, as plain numbers (0.6, not 6e-01)."""
-
-        def __call__(self, x, pos=None):
-            return f"{x:g}" if super().__call__(x, pos) else ""
-
-    from .metrics import model_label, target_label
-
-    targets = list(dict.fromkeys(df["target"]))
-    fig, axes = plt.subplots(1, max(1, len(targets)), figsize=(5.2 * max(1, len(targets)), 3.8),
-                             constrained_layout=True, squeeze=False)
-    for ax, t in zip(axes[0], targets):
-        d = df[df["target"] == t]
-        for k, ((m, epochs), line) in enumerate(d.groupby(["model", "epochs"], sort=True, dropna=False)):
-            line = line.sort_values("n_train")
-            collapsed = line["collapsed"].fillna(False).astype(bool) if "collapsed" in line else pd.Series(False, line.index)
-            trained = "" if pd.isna(epochs) else f", {int(epochs)} epochs"  # a baseline has no epochs
-            color = model_color(m)
-            ok = line[~collapsed]
-            ax.plot(ok["n_train"], ok["test_mae"], marker="o", color=color, ls="-" if k % 2 == 0 else "--",
-                    label=f"{model_label(m)}{trained} (n test = {line['n_test'].iloc[0]})")
-            if collapsed.any():
-                bad = line[collapsed]
-                ax.plot(bad["n_train"], bad["test_mae"], ls="none", marker="x", ms=9, mew=2, color=color,
-                        label=f"{model_label(m)}{trained}: collapsed (predicts about one value)")
-        ax.set_xscale("log")
-        ax.set_yscale("log")
-        ticks = sorted(set(int(n) for n in d["n_train"]))
-        ax.set_xticks(ticks)
-        ax.xaxis.set_major_formatter(ScalarFormatter())
-        ax.xaxis.set_minor_formatter(NullFormatter())
-        ax.yaxis.set_major_formatter(_PlainLogFormatter(labelOnlyBase=False))
-        ax.yaxis.set_minor_formatter(_PlainLogFormatter(labelOnlyBase=False))
-        ax.set_xlabel("training compounds")
-        ax.set_ylabel(f"test MAE, {target_label(t)}")
-        ax.legend(fontsize="small")
-    if not targets:
-        axes[0, 0].text(0.5, 0.5, "no learning-curve runs", ha="center", va="center")
-        axes[0, 0].set_axis_off()
-    if title:
-        fig.suptitle(title)
-    return fig
-
-
 __all__ += ["plotly_renderer", "PLOTLY_RENDERER"]
 
 #: Name of the plotly renderer registered by :func:`plotly_renderer`.
@@ -576,9 +363,6 @@ def _page_script_renderer():
     The page showing the figure must provide ``window.Plotly``; the book loads its
     own copy of plotly.js (the one in the plotly package) on every page.
     """
-    from plotly.io import to_html
-    from plotly.io.base_renderers import MimetypeRenderer
-
     class PageScriptRenderer(MimetypeRenderer):
         def to_mimebundle(self, fig_dict):
             html = to_html(fig_dict, include_plotlyjs=False, include_mathjax=False, full_html=False,
@@ -597,10 +381,6 @@ def plotly_renderer() -> str:
     draw the ``text/html`` one with the plotly.js they serve. On Google Colab, which
     draws neither, it returns plotly's ``"colab"`` renderer.
     """
-    import sys
-
-    import plotly.io as pio
-
     if "google.colab" in sys.modules:
         return "colab"
     if PLOTLY_RENDERER not in pio.renderers:

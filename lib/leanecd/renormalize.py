@@ -37,7 +37,7 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
 from .errors import FieldError
-from .io import ECDField
+from .field import ECDField
 
 __all__ = ["remove_negative", "label_periodic"]
 

@@ -25,7 +25,7 @@ SEED = 0
 
 def _cuda_available() -> bool:
     try:
-        import torch
+        import torch  # here: the settings (and the notebooks' first cells) import without torch
     except ImportError:  # the data chapters work without torch
         return False
     return bool(torch.cuda.is_available())

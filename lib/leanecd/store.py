@@ -23,9 +23,10 @@ import zipfile
 from pathlib import Path
 
 import numpy as np
+from ase import Atoms
 
 from .errors import FileFormatError
-from .io import ECDField
+from .field import ECDField
 
 __all__ = ["atomic_path", "write_json", "read_json", "save_field", "load_field"]
 
@@ -91,8 +92,6 @@ def save_field(path: str | os.PathLike, field: ECDField) -> Path:
 
 def load_field(path: str | os.PathLike) -> ECDField:
     """Load a field written by :func:`save_field` (rho returned as float64)."""
-    from ase import Atoms
-
     path = Path(path)
     if not path.is_file():
         raise FileFormatError(path, "no such field file")

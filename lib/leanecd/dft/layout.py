@@ -1,0 +1,40 @@
+"""Where the dataset directory keeps what (beside ``records/``, ``fields/`` and ``failures/``),
+and whether a batch entry's files are there."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..store import read_json
+from .settings import DATASET_VERSION, protocol_version
+
+#: Superseded records and failed recomputations: ``history/<id>@<protocol>.json`` (the earlier
+#: record, unchanged) and ``history/<id>@<protocol>-failed.json``. A recomputed field is stored as
+#: ``fields/<id>@<protocol>.npz`` (named by the record's ``field_file``): no file is rewritten.
+HISTORY = "history"
+#: spin probes of stored compounds (:func:`~leanecd.dft.batch.probe_plan`): ``probes/<id>@<protocol>.json``
+PROBES = "probes"
+
+
+def _done_ids(out: Path) -> set[str]:
+    """Ids of the compounds with a record or a failure in ``out``."""
+    ids = {p.stem for p in (out / "records").glob("*.json")}
+    ids |= {p.stem for p in (out / "failures").glob("*.json")}
+    return ids
+
+
+def _is_done(out: Path, entry: dict) -> bool:
+    """Whether ``entry`` needs no more work in ``out``: a new compound with a record or a
+    failure; a recomputation (``entry["recompute"]``) with a record or failure at this protocol."""
+    cid = entry["id"]
+    rec_path = out / "records" / f"{cid}.json"
+    if entry.get("retry"):
+        return rec_path.exists() or (out / HISTORY / f"{cid}@{DATASET_VERSION}-{entry['retry']}-failed.json").exists()
+    if entry.get("probe"):
+        return ((out / PROBES / f"{cid}@{DATASET_VERSION}.json").exists()
+                or (out / HISTORY / f"{cid}@{DATASET_VERSION}-probe-failed.json").exists())
+    if not entry.get("recompute"):
+        return rec_path.exists()
+    if (out / HISTORY / f"{cid}@{DATASET_VERSION}-failed.json").exists():
+        return True
+    return rec_path.exists() and protocol_version(read_json(rec_path)) == DATASET_VERSION
