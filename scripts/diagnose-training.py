@@ -25,10 +25,10 @@ import sys
 import tempfile
 from pathlib import Path
 
+from leanecd.checkpoint import read_history
 from leanecd.data import load_dataset
 from leanecd.features import dataset_features
 from leanecd.store import atomic_path
-from leanecd.checkpoint import read_history
 from leanecd.train import fit
 from leanecd.trainconfig import TrainConfig
 

@@ -402,7 +402,7 @@ def run_zhao_baseline(dataset, reference: Run | str | os.PathLike | Split, run_d
     the split's ids in the order the reference's :func:`~leanecd.splits.split_indices`
     saw them, and ``fit`` is called without a sample subset, so it draws the same
     train/test split; this is checked after the run (an error if the test ids differ).
-    ``epochs``/``folds``/``mode`` as in :class:`leanecd.train.TrainConfig` (``None``:
+    ``epochs``/``folds``/``mode`` as in :class:`leanecd.trainconfig.TrainConfig` (``None``:
     the protocol of ``mode``). Expensive: ~2 M parameters; at the paper's protocol
     a GPU job. Returns the :class:`leanecd.train.FitResult`.
     """
