@@ -59,12 +59,15 @@ def _birch_murnaghan(v, e0, v0, b_gpa, bp):
     return e0 + 9 * v0 * b / 16 * ((eta - 1) ** 3 * bp + (eta - 1) ** 2 * (6 - 4 * eta))
 
 
-def _write_scan(root: Path, cid: str, ecut: float, kd: float, reference: bool, b_gpa: float, e0: float = -10.0):
+def _write_scan(root: Path, cid: str, ecut: float, kd: float, reference: bool, b_gpa: float, e0: float = -10.0,
+                width: float | None = None):
     v = 20.0 * np.array([0.91, 0.94, 0.97, 1.0, 1.03, 1.06, 1.09])
     doc = {"id": cid, "kind": "hard", "ecut_eV": ecut, "kpt_density": kd, "reference": reference,
            "eos_volumes_A3": v.tolist(), "eos_energies_eV": _birch_murnaghan(v, e0, 20.0, b_gpa, 4.5).tolist(),
            "natoms": 2, "cpu_s": 12.5}
-    p = root / cid / f"{ecut:.0f}eV-k{kd:g}.json"
+    if width is not None:  # files of the k and cut-off scans name no width: they ran at the protocol's
+        doc["smearing_eV"] = width
+    p = root / cid / (f"{ecut:.0f}eV-k{kd:g}" + ("" if width is None else f"-w{width:g}") + ".json")
     p.parent.mkdir(parents=True, exist_ok=True)
     p.write_text(json.dumps(doc))
     return p
@@ -74,7 +77,14 @@ def test_convergence_table_recovers_a_known_curve(tmp_path):
     ref = _write_scan(tmp_path, "LiF-rocksalt", 900.0, 5.0, True, 100.0)
     _write_scan(tmp_path, "LiF-rocksalt", 450.0, 4.0, False, 110.0, e0=-9.9)
     _write_scan(tmp_path, "Cu-cscl", 450.0, 4.0, False, 100.0)  # no reference: no deltas
-    df = card.convergence_table(tmp_path).set_index(["id", "ecut_eV"])
+    _write_scan(tmp_path, "Sr-fcc", 650.0, 10.0, True, 12.5)
+    _write_scan(tmp_path, "Sr-fcc", 450.0, 16.0, False, 11.25, width=0.01)
+    full = card.convergence_table(tmp_path)
+    sr = full[full["id"] == "Sr-fcc"].set_index("smearing_eV")
+    assert set(sr.index) == {card.DFTSettings().smearing_eV, 0.01}  # a file without a width: the protocol's
+    assert not sr.loc[0.01, "reference"] and sr.loc[0.01, "dB_%"] == pytest.approx(-10.0, rel=1e-2)
+    assert "| 0.01 |" in card._convergence_md(full)
+    df = full[full["id"] != "Sr-fcc"].set_index(["id", "ecut_eV"])
     assert list(card.convergence_table(tmp_path).columns) == card.CONVERGENCE_COLUMNS
     r = df.loc[("LiF-rocksalt", 900.0)]
     assert r["reference"]

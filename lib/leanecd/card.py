@@ -30,6 +30,7 @@ from .dft import (
     PAPER_COMPOSITION,
     PROBES,
     PROTOTYPES,
+    DFTSettings,
     label_reliability,
     probe_plan,
     protocol_version,
@@ -195,8 +196,8 @@ def _reliability_rule() -> str:
             f"converged for the compound's kind")
 
 
-CONVERGENCE_COLUMNS = ["id", "kind", "ecut_eV", "kpt_density", "reference", "a0_A", "B_GPa", "Bprime",
-                       "E0_eV_atom", "cpu_s", "dB_%", "da0_%", "dE_meV_atom"]
+CONVERGENCE_COLUMNS = ["id", "kind", "ecut_eV", "kpt_density", "smearing_eV", "reference", "a0_A", "B_GPa",
+                       "Bprime", "E0_eV_atom", "cpu_s", "dB_%", "da0_%", "dE_meV_atom"]
 
 
 def _cells_per_cube(cid: str) -> int:
@@ -206,9 +207,10 @@ def _cells_per_cube(cid: str) -> int:
 
 
 def convergence_table(root: str | os.PathLike = "data/convergence") -> pd.DataFrame:
-    """One row per file ``<root>/<id>/<ecut>eV-k<kd>.json`` of the convergence study.
+    """One row per file ``<root>/<id>/<ecut>eV-k<kd>[-w<width>].json`` of the convergence study.
 
-    Columns: id, kind, ecut_eV, kpt_density, reference, a0_A (Å), B_GPa, Bprime,
+    Columns: id, kind, ecut_eV, kpt_density, smearing_eV (Fermi–Dirac width, eV; the protocol's where
+    the file names none), reference, a0_A (Å), B_GPa, Bprime,
     E0_eV_atom (eV/atom), cpu_s, and against the same compound's reference file dB_% and
     da0_% (%) and dE_meV_atom (meV/atom; NaN without a reference). Birch–Murnaghan fits by
     :func:`leanecd.eos.fit` (NaN where it finds no minimum). Empty if there are no files."""
@@ -218,22 +220,24 @@ def convergence_table(root: str | os.PathLike = "data/convergence") -> pd.DataFr
         r = read_json(p)
         f = eos.fit(r["eos_volumes_A3"], r["eos_energies_eV"])
         row = {"id": r["id"], "kind": r["kind"], "ecut_eV": float(r["ecut_eV"]),
-               "kpt_density": float(r["kpt_density"]), "reference": bool(r["reference"]),
+               "kpt_density": float(r["kpt_density"]),
+               "smearing_eV": float(r.get("smearing_eV", DFTSettings().smearing_eV)),
+               "reference": bool(r["reference"]),
                "a0_A": np.nan, "B_GPa": np.nan, "Bprime": np.nan, "E0_eV_atom": np.nan,
                "cpu_s": float(r.get("cpu_s", np.nan))}
         if f is not None:
             row.update(a0_A=(f.v0 * _cells_per_cube(r["id"])) ** (1 / 3), B_GPa=f.b, Bprime=f.bprime,
                        E0_eV_atom=f.e0 / r["natoms"])
         rows.append(row)
-    df = pd.DataFrame(rows, columns=CONVERGENCE_COLUMNS[:10])
+    df = pd.DataFrame(rows, columns=CONVERGENCE_COLUMNS[:11])
     df["reference"] = df["reference"].astype(bool)
     refs = df[df["reference"]].sort_values(["ecut_eV", "kpt_density"]).drop_duplicates("id", keep="last")
     ref = refs.set_index("id").reindex(df["id"])  # each row's reference (the densest, if several)
     for col, d, scale in (("B_GPa", "dB_%", 100), ("a0_A", "da0_%", 100), ("E0_eV_atom", "dE_meV_atom", 1000)):
         x, x_ref = df[col].to_numpy(float), ref[col].to_numpy(float)
         df[d] = scale * (x / x_ref - 1) if scale == 100 else scale * (x - x_ref)
-    return df.sort_values(["kind", "id", "reference", "ecut_eV", "kpt_density"],
-                          ascending=[True, True, False, True, True]).reset_index(drop=True)[CONVERGENCE_COLUMNS]
+    return df.sort_values(["kind", "id", "reference", "ecut_eV", "kpt_density", "smearing_eV"],
+                          ascending=[True, True, False, True, True, False]).reset_index(drop=True)[CONVERGENCE_COLUMNS]
 
 
 def _convergence_md(df) -> str:
@@ -244,11 +248,12 @@ def _convergence_md(df) -> str:
     def num(x, fmt):
         return "–" if not np.isfinite(x) else format(x, fmt)
 
-    lines = ["| compound | kind | cut-off (eV) | k density (Å) | a₀ (Å) | B (GPa) | B′ | ΔB (%) | Δa₀ (%) "
-             "| ΔE (meV/atom) | CPU-s |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| compound | kind | cut-off (eV) | k density (Å) | smearing (eV) | a₀ (Å) | B (GPa) | B′ | ΔB (%) "
+             "| Δa₀ (%) | ΔE (meV/atom) | CPU-s |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for _, r in df.iterrows():
         tag = " (reference)" if r["reference"] else ""
         lines.append(f"| {r['id']} | {r['kind']} | {r['ecut_eV']:.0f}{tag} | {r['kpt_density']:g} | "
+                     f"{r['smearing_eV']:g} | "
                      f"{num(r['a0_A'], '.4f')} | {num(r['B_GPa'], '.1f')} | {num(r['Bprime'], '.2f')} | "
                      f"{num(r['dB_%'], '+.2f')} | {num(r['da0_%'], '+.3f')} | {num(r['dE_meV_atom'], '+.1f')} | "
                      f"{num(r['cpu_s'], '.0f')} |")
