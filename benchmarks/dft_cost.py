@@ -22,7 +22,7 @@ from pathlib import Path
 import pandas as pd
 
 from leanecd import card, dft
-from leanecd.dft.layout import _is_done
+from leanecd.dft.layout import is_done
 from leanecd.store import read_json
 
 
@@ -103,7 +103,7 @@ def recomputation_cost(root: Path, df: pd.DataFrame) -> None:
     compound adds its coarse scan at 250 eV), and a projection for the rest of the recompute plan."""
     re = df[df.get("supersedes", pd.Series(index=df.index, dtype=object)).notna()
             & (df["protocol"] == dft.DATASET_VERSION)]
-    todo = [e for e in dft.recompute_plan(root) if not _is_done(root, e)]
+    todo = [e for e in dft.recompute_plan(root) if not is_done(root, e)]
     print(f"\nrecomputed under protocol {dft.DATASET_VERSION}: {len(re)} compounds "
           f"({len(todo)} left in `leanecd-dft recompute`'s plan)")
     if re.empty:

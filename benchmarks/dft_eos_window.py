@@ -23,7 +23,7 @@ from pathlib import Path  # noqa: E402
 import numpy as np  # noqa: E402
 
 from leanecd import dft  # noqa: E402
-from leanecd.dft.scf import _energy  # noqa: E402
+from leanecd.dft.scf import scf_energy  # noqa: E402
 from leanecd.store import read_json, write_json  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -48,7 +48,7 @@ def main(cid: str) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         for f in factors:
             a = (v0_conv * f) ** (1 / 3)
-            e, at = _energy(build, a, settings, rec["kpts"], str(Path(tmp) / "gpaw.txt"),
+            e, at = scf_energy(build, a, settings, rec["kpts"], str(Path(tmp) / "gpaw.txt"),
                                 spin=rec["spin_polarized"], previous=prev)
             prev = at.calc
             vols.append(at.get_volume())

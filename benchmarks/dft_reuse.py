@@ -30,7 +30,7 @@ from dataclasses import replace  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 from leanecd import dft  # noqa: E402
-from leanecd.dft.scf import _energy, _kmesh, _moments  # noqa: E402
+from leanecd.dft.scf import kmesh, magnetic_moments, scf_energy  # noqa: E402
 from leanecd.store import write_json  # noqa: E402
 
 
@@ -39,7 +39,7 @@ def main(prototype: str, species: str, a_guess: str, *flags: str) -> int:
     spin = "--spin" in flags
     settings = replace(dft.DFTSettings(), reuse_magnetic=True)
     build = lambda a: dft.build_atoms(prototype, sp, a)  # noqa: E731
-    kpts = _kmesh(build(a_guess), settings.kpt_density)
+    kpts = kmesh(build(a_guess), settings.kpt_density)
     steps = list(settings.volume_steps) + [1.01]
     runs = {}
     with tempfile.TemporaryDirectory() as tmp:
@@ -48,9 +48,9 @@ def main(prototype: str, species: str, a_guess: str, *flags: str) -> int:
             for s in steps:
                 a = a_guess * s ** (1 / 3)
                 c0 = time.process_time()
-                e, at = _energy(build, a, settings, kpts, str(Path(tmp) / f"{mode}.txt"), spin=spin,
+                e, at = scf_energy(build, a, settings, kpts, str(Path(tmp) / f"{mode}.txt"), spin=spin,
                                     previous=prev if mode == "reuse" else None)
-                local = _moments(at, spin)[1]
+                local = magnetic_moments(at, spin)[1]
                 rows.append({"V_over_Vguess": s, "a_A": a, "energy_eV": e, "cpu_s": time.process_time() - c0,
                              "max_local_moment_muB": local, "reused": at.calc is prev})
                 prev = at.calc

@@ -72,7 +72,7 @@ def _synthetic_bm(monkeypatch, v0=16.6, b=100.0, bp=4.5, calls=None, coarse_scal
         atoms.calc = SyntheticCalc(atoms)
         return e, atoms
 
-    monkeypatch.setattr(protocol, "_energy", fake_energy)
+    monkeypatch.setattr(protocol, "scf_energy", fake_energy)
 
 
 def test_every_prototype_has_an_example():
@@ -274,17 +274,17 @@ def test_reused_wave_functions_give_the_from_scratch_energy(tmp_path):
     reuses a spin-paired one (a collapsed moment must not propagate along a scan); and a whole
     compound computed with reuse matches the one computed without."""
     build = lambda a: dft.build_atoms("fcc", ("Al",), a)  # noqa: E731
-    kpts = scf._kmesh(build(4.0), TINY.kpt_density)
+    kpts = scf.kmesh(build(4.0), TINY.kpt_density)
     txt = str(tmp_path / "gpaw.txt")
-    _, first = scf._energy(build, 3.90, TINY, kpts, txt)
-    e_reused, at = scf._energy(build, 4.05, TINY, kpts, txt, previous=first.calc)
+    _, first = scf.scf_energy(build, 3.90, TINY, kpts, txt)
+    e_reused, at = scf.scf_energy(build, 4.05, TINY, kpts, txt, previous=first.calc)
     assert at.calc is first.calc  # the morph path was taken, not a fresh calculator
-    e_fresh, fresh = scf._energy(build, 4.05, TINY, kpts, txt)
+    e_fresh, fresh = scf.scf_energy(build, 4.05, TINY, kpts, txt)
     assert fresh.calc is not first.calc
     assert abs(e_reused - e_fresh) < 1e-3, (e_reused, e_fresh)  # eV, one atom; SCF tolerance
-    _, spin = scf._energy(build, 4.05, TINY, kpts, txt, spin=True, previous=first.calc)
+    _, spin = scf.scf_energy(build, 4.05, TINY, kpts, txt, spin=True, previous=first.calc)
     assert spin.calc is not first.calc
-    _, off = scf._energy(build, 4.05, replace(TINY, reuse_wavefunctions=False), kpts, txt, previous=first.calc)
+    _, off = scf.scf_energy(build, 4.05, replace(TINY, reuse_wavefunctions=False), kpts, txt, previous=first.calc)
     assert off.calc is not first.calc
     with_reuse, _ = dft.compute_compound("rocksalt", ("Na", "Cl"), TINY)
     without, _ = dft.compute_compound("rocksalt", ("Na", "Cl"), replace(TINY, reuse_wavefunctions=False))
@@ -301,20 +301,20 @@ def test_magnetised_scans_reuse_only_a_surviving_moment(tmp_path):
     moment collapsed (a spin-paired previous SCF), and without the setting it never reuses."""
     build = lambda a: dft.build_atoms("fcc", ("Ni",), a)  # noqa: E731
     on = replace(TINY, reuse_magnetic=True)
-    kpts = scf._kmesh(build(3.5), TINY.kpt_density)
+    kpts = scf.kmesh(build(3.5), TINY.kpt_density)
     txt = str(tmp_path / "gpaw.txt")
-    _, first = scf._energy(build, 3.45, on, kpts, txt, spin=True)
+    _, first = scf.scf_energy(build, 3.45, on, kpts, txt, spin=True)
     assert scf._local_moment(first.calc) > 0.3  # Ni keeps its moment (about 0.6 μB)
-    e_reused, reused = scf._energy(build, 3.55, on, kpts, txt, spin=True, previous=first.calc)
+    e_reused, reused = scf.scf_energy(build, 3.55, on, kpts, txt, spin=True, previous=first.calc)
     assert reused.calc is first.calc
-    e_fresh, fresh = scf._energy(build, 3.55, on, kpts, txt, spin=True)
+    e_fresh, fresh = scf.scf_energy(build, 3.55, on, kpts, txt, spin=True)
     assert abs(e_reused - e_fresh) < 1e-3, (e_reused, e_fresh)  # eV, one atom; SCF tolerance
     assert abs(scf._local_moment(reused.calc) - scf._local_moment(fresh.calc)) < 0.02
-    _, off = scf._energy(build, 3.55, replace(TINY, reuse_magnetic=False), kpts, txt, spin=True, previous=fresh.calc)
+    _, off = scf.scf_energy(build, 3.55, replace(TINY, reuse_magnetic=False), kpts, txt, spin=True, previous=fresh.calc)
     assert off.calc is not fresh.calc  # protocols 0.1-0.4: never reused
-    _, paired = scf._energy(build, 3.45, on, kpts, txt)
+    _, paired = scf.scf_energy(build, 3.45, on, kpts, txt)
     assert scf._local_moment(paired.calc) == 0.0
-    _, restarted = scf._energy(build, 3.55, on, kpts, txt, spin=True, previous=paired.calc)
+    _, restarted = scf.scf_energy(build, 3.55, on, kpts, txt, spin=True, previous=paired.calc)
     assert restarted.calc is not paired.calc  # no moment to follow: the ferromagnetic start again
     assert scf._local_moment(restarted.calc) > 0.3
 
@@ -470,7 +470,7 @@ def test_a_moment_only_at_an_expanded_guess_does_not_make_the_scan_spin_polarise
         atoms.calc = SyntheticCalc(atoms, moment)
         return e, atoms
 
-    monkeypatch.setattr(protocol, "_energy", fake_energy)
+    monkeypatch.setattr(protocol, "scf_energy", fake_energy)
     monkeypatch.setattr(protocol, "guess_lattice_constant", lambda prototype, species: 1.15 * a0)
     settings = replace(TINY, calibrated_guess=False)
     rec, _ = dft.compute_compound("fcc", ("Ni",), settings)
@@ -521,7 +521,7 @@ def test_a_failed_fit_keeps_the_scan_that_failed_it(tmp_path, monkeypatch):
         v = atoms.get_volume()
         return birchmurnaghan(v, -3.0, 100 * GPa, 4.5, v0) + (0.06 if v > v0 * 1.01 and not coarse else 0.0), atoms
 
-    monkeypatch.setattr(protocol, "_energy", stepped_energy)
+    monkeypatch.setattr(protocol, "scf_energy", stepped_energy)
     res = dft.run_one({"id": "Al-fcc", "prototype": "fcc", "species": ["Al"]}, tmp_path, dft.DFTSettings())
     assert res["status"] == "failed" and "fit residual" in res["reason"]
     fail = json.loads((tmp_path / "failures" / "Al-fcc.json").read_text())
@@ -607,7 +607,7 @@ def test_a_failed_recomputation_leaves_the_earlier_record_in_place(tmp_path, mon
     def broken(*args, **kwargs):
         raise DFTError("SCF failed at a = 4.0 Å (synthetic)")
 
-    monkeypatch.setattr(protocol, "_energy", broken)
+    monkeypatch.setattr(protocol, "scf_energy", broken)
     entry = {"id": "Al-fcc", "prototype": "fcc", "species": ["Al"], "recompute": "test"}
     res = dft.run_one(entry, tmp_path, dft.DFTSettings())
     assert res["status"] == "failed" and "synthetic" in res["reason"]
@@ -720,7 +720,7 @@ def test_spin_probe_of_a_stored_compound_puts_it_on_the_recompute_plan(tmp_path,
         assert spin and settings.for_species(atoms.get_chemical_symbols()) == settings
         return birchmurnaghan(atoms.get_volume(), -3.0, 100 * GPa, 4.5, 3.8**3), atoms
 
-    monkeypatch.setattr(protocol, "_energy", spin_energy)
+    monkeypatch.setattr(protocol, "scf_energy", spin_energy)
     res = dft.run_one(plan[0], tmp_path, dft.DFTSettings())
     assert res["status"] == "ok" and res["moment_found"]
     probe = json.loads((tmp_path / "probes" / f"{rec['id']}@{dft.DATASET_VERSION}.json").read_text())

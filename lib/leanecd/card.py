@@ -37,7 +37,7 @@ from .dft import (
     retry_plan,
     scan_offset,
 )
-from .dft.layout import _is_done
+from .dft.layout import is_done
 from .store import atomic_path, read_json
 
 #: Names of the numbers of elements of a compound.
@@ -309,7 +309,7 @@ def spin_probes(root: str | os.PathLike = "data/embedded") -> pd.DataFrame:
     df = pd.DataFrame([{k: r.get(k) for k in ("id", "max_local_moment_muB", "total_moment_muB", "moment_found",
                                                "cpu_s", "protocol")} for r in rows],
                       columns=["id", "max_local_moment_muB", "total_moment_muB", "moment_found", "cpu_s", "protocol"])
-    df.attrs["waiting"] = sum(not _is_done(root, e) for e in probe_plan(root))
+    df.attrs["waiting"] = sum(not is_done(root, e) for e in probe_plan(root))
     return df
 
 

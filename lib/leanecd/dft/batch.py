@@ -17,7 +17,7 @@ from ..errors import DFTError
 from ..store import read_json, save_field, write_json
 from .compounds import PROTOTYPES, atoms_from_dict, expected_core_s, plan
 from .labels import label_reliability, write_dataset_json, write_labels
-from .layout import HISTORY, PROBES, _done_ids, _is_done
+from .layout import HISTORY, PROBES, done_ids, is_done
 from .protocol import compute_compound, compute_structure, recompute_compound, spin_probe
 from .settings import (
     DATASET_VERSION,
@@ -113,7 +113,7 @@ def run_one(entry: dict, out: str | os.PathLike, settings: DFTSettings = DFTSett
     out = Path(out)
     cid = entry["id"]
     t0 = time.time()
-    if _is_done(out, entry):
+    if is_done(out, entry):
         return {"id": cid, "status": "skipped", "reason": "already computed"}
     if (out / STOP_FILE).exists():
         return {"id": cid, "status": "skipped", "reason": f"stop requested ({out / STOP_FILE})"}
@@ -251,8 +251,8 @@ def run_batch(out: str | os.PathLike, limit: int | None = None, workers: int = 2
     (out / STOP_FILE).unlink(missing_ok=True)  # a new run: a stop asked of an earlier batch is done
     write_dataset_json(out, settings)
     todo_all = entries if entries is not None else plan(seed)
-    finished = _done_ids(out)
-    done = {e["id"] for e in todo_all if (_is_done(out, e) if e.get("recompute") else e["id"] in finished)}
+    finished = done_ids(out)
+    done = {e["id"] for e in todo_all if (is_done(out, e) if e.get("recompute") else e["id"] in finished)}
     todo = [e for e in todo_all if e["id"] not in done]
     if limit is not None:
         todo = todo[: max(0, limit - len(done))]

@@ -17,7 +17,7 @@ from . import __doc__ as PACKAGE_DOC  # its first paragraph is the command's des
 from .batch import probe_plan, recompute_plan, request_stop, retry_plan, run_batch, run_one
 from .compounds import plan
 from .labels import write_dataset_json, write_labels
-from .layout import HISTORY, _is_done
+from .layout import HISTORY, is_done
 from .settings import DATASET_VERSION, DFTSettings
 
 
@@ -74,7 +74,7 @@ def main(argv=None) -> int:
         if args.list:
             for e in todo:
                 why = e.get("recompute") or (f"retry ({e['retry']} start)" if e.get("retry") else "spin probe")
-                print(e["id"], "|", why, "| done" if _is_done(Path(args.out), e) else "")
+                print(e["id"], "|", why, "| done" if is_done(Path(args.out), e) else "")
             return 0
         todo = todo[: args.limit] if args.limit is not None else todo
         res = run_batch(args.out, workers=args.workers, timeout_s=args.timeout, entries=todo)

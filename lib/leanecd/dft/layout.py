@@ -16,14 +16,14 @@ HISTORY = "history"
 PROBES = "probes"
 
 
-def _done_ids(out: Path) -> set[str]:
+def done_ids(out: Path) -> set[str]:
     """Ids of the compounds with a record or a failure in ``out``."""
     ids = {p.stem for p in (out / "records").glob("*.json")}
     ids |= {p.stem for p in (out / "failures").glob("*.json")}
     return ids
 
 
-def _is_done(out: Path, entry: dict) -> bool:
+def is_done(out: Path, entry: dict) -> bool:
     """Whether ``entry`` needs no more work in ``out``: a new compound with a record or a
     failure; a recomputation (``entry["recompute"]``) with a record or failure at this protocol."""
     cid = entry["id"]

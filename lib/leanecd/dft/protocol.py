@@ -23,7 +23,7 @@ from ..errors import DFTError
 from ..field import ECDField
 from ..lattice import find_cubic_cell
 from .compounds import GUESS_SCALE, PROTOTYPES, build_atoms, compound_id, guess_lattice_constant
-from .scf import _code_versions, _energy, _kmesh, _moments
+from .scf import code_versions, kmesh, magnetic_moments, scf_energy
 from .settings import (
     DATASET_NAME,
     DATASET_VERSION,
@@ -68,15 +68,15 @@ def scan_energies(prototype: str, species, a_centre: float, volume_steps, settin
     species = tuple(species)
     build = lambda a: build_atoms(prototype, species, a)  # noqa: E731
     c0 = time.process_time()
-    kpts = list(kpts) if kpts is not None else _kmesh(build(a_centre), settings.kpt_density)
+    kpts = list(kpts) if kpts is not None else kmesh(build(a_centre), settings.kpt_density)
     vols, ens, moms, prev = [], [], [], None
     for s in volume_steps:
         a = round(a_centre * s ** (1 / 3), 6)
-        e, at = _energy(build, a, settings, kpts, txt, spin=spin, previous=prev)
+        e, at = scf_energy(build, a, settings, kpts, txt, spin=spin, previous=prev)
         prev = at.calc
         vols.append(float(at.get_volume()))
         ens.append(float(e))
-        moms.append(_moments(at, spin)[1])
+        moms.append(magnetic_moments(at, spin)[1])
     return {"eos_volumes_A3": vols, "eos_energies_eV": ens, "max_local_moments_muB": moms, "kpts": kpts,
             "natoms": len(build(a_centre)), "cpu_s": time.process_time() - c0}
 
@@ -188,7 +188,7 @@ def _protocol_run(build, a_guess: float, mult: int, cid: str, settings: DFTSetti
         a_est = float(a_start)
         run.spin = run.magnetic and bool(spin_start)
     # ... the production scan, k mesh fixed for all volumes, re-centred until its minimum is inside ...
-    run.kpts = _kmesh(build(a_est), settings.kpt_density)
+    run.kpts = kmesh(build(a_est), settings.kpt_density)
     v_est, a_pre = _production_scan(run, a_est**3, mult)
     # ... and the field SCF at the minimum found on the final scan, a point of the fit (field_in_fit)
     field = _field_point(run, a_pre) if a_pre is not None else None
@@ -233,8 +233,8 @@ class _Run:
     totals: list = field(default_factory=list)  #: total moment (μB per cell) of each point's SCF
 
     def scf(self, a, kpts, **kw):
-        """One SCF at edge ``a`` Å (:func:`~leanecd.dft.scf._energy`), counted; returns ``(energy, atoms)``."""
-        e, atoms = _energy(self.build, a, self.settings, kpts, self.txt, **kw)
+        """One SCF at edge ``a`` Å (:func:`~leanecd.dft.scf.scf_energy`), counted; returns ``(energy, atoms)``."""
+        e, atoms = scf_energy(self.build, a, self.settings, kpts, self.txt, **kw)
         self.n_scf += 1
         return e, atoms
 
@@ -250,7 +250,7 @@ class _Run:
 def _coarse_scan(run: _Run, atoms_guess, a_guess: float) -> float:
     """Step 2a: the bracketing scan at coarse settings; sets the spin decision, returns its minimum's edge (Å)."""
     settings = run.settings
-    ck = _kmesh(atoms_guess, settings.coarse_kpt_density)
+    ck = kmesh(atoms_guess, settings.coarse_kpt_density)
     pts, coarse_moms = {}, {}  # coarse scan: energy and largest |local moment| (μB) by edge a
 
     def coarse_point(a):
@@ -258,7 +258,7 @@ def _coarse_scan(run: _Run, atoms_guess, a_guess: float) -> float:
             e, at = run.scf(a, ck, coarse=True, spin=run.magnetic, previous=run.prev)
             run.prev = at.calc
             pts[a] = e
-            coarse_moms[a] = _moments(at, run.magnetic)[1]
+            coarse_moms[a] = magnetic_moments(at, run.magnetic)[1]
 
     if settings.bracket_grid:
         a_est = _walk_grid(coarse_point, pts, a_guess, settings.bracket_steps[2] / settings.bracket_steps[1])
@@ -352,7 +352,7 @@ def _probe_point(run: _Run, a: float) -> None:
     # the coarse scan saw a moment only far from its minimum (or none ran): does one survive at
     # production settings at the largest volume of the scan (where a moment is likeliest)?
     e, at = run.scf(a, run.kpts, spin=True)
-    probe_total, run.probe_moment = _moments(at, True)
+    probe_total, run.probe_moment = magnetic_moments(at, True)
     if run.probe_moment >= run.settings.spin_collapse_muB:  # it does: the scan is spin-polarised, this SCF a point
         run.spin, run.prev = True, at.calc
         run.add_point(a, at.get_volume(), e, run.probe_moment, probe_total)
@@ -369,7 +369,8 @@ def _scan_points(run: _Run, steps, v_est: float) -> None:
             continue
         e, at = run.scf(a, run.kpts, spin=run.spin, previous=run.prev)
         run.prev = at.calc
-        run.add_point(a, run.build(a).get_volume(), e, _moments(at, run.spin)[1], _moments(at, run.spin)[0])
+        total, local = magnetic_moments(at, run.spin)
+        run.add_point(a, run.build(a).get_volume(), e, local, total)
 
 
 def _field_point(run: _Run, a_pre: float) -> tuple:
@@ -377,7 +378,8 @@ def _field_point(run: _Run, a_pre: float) -> tuple:
     a_pre = round(a_pre, 6)
     e, at = run.scf(a_pre, run.kpts, spin=run.spin, previous=run.prev)
     run.prev = at.calc
-    run.add_point(a_pre, at.get_volume(), e, _moments(at, run.spin)[1], _moments(at, run.spin)[0])
+    total, local = magnetic_moments(at, run.spin)
+    run.add_point(a_pre, at.get_volume(), e, local, total)
     return a_pre, e, at
 
 
@@ -427,7 +429,7 @@ def _stored_density(atoms, settings: DFTSettings) -> tuple[np.ndarray, float, fl
 def _record(run: _Run, cid: str, a_guess: float, a_start, fit: dict, a_field: float, field_in_fit: bool, e_eq: float,
             atoms, rho, n_val: float, n_field: float, t0: float, c0: float) -> dict:
     """The compound's record (the prototype-independent keys) from the steps' results."""
-    magmom, local = _moments(atoms, run.spin)
+    magmom, local = magnetic_moments(atoms, run.spin)
     natoms, sel = run.natoms, fit["sel"]
     return {
         "id": cid,
@@ -465,7 +467,7 @@ def _record(run: _Run, cid: str, a_guess: float, a_start, fit: dict, a_field: fl
         "wall_s": time.time() - t0,
         "cpu_s": time.process_time() - c0,  # CPU seconds of this (single-threaded) process
         "settings": asdict(run.settings),
-        "code": _code_versions(),
+        "code": code_versions(),
         "status": "ok",
         "protocol": DATASET_VERSION,
     }
@@ -479,11 +481,11 @@ def spin_probe(record: dict, settings: DFTSettings = DFTSettings(), log=os.devnu
     settings = settings.for_species(species)
     build = lambda a: build_atoms(prototype, species, a)  # noqa: E731
     a = round(float(record["a0_A"]) * max(settings.volume_steps) ** (1 / 3), 6)
-    kpts = _kmesh(build(float(record["a0_A"])), settings.kpt_density)
+    kpts = kmesh(build(float(record["a0_A"])), settings.kpt_density)
     c0 = time.process_time()
-    e, at = _energy(build, a, settings, kpts, log, spin=True)
-    total, local = _moments(at, True)
+    e, at = scf_energy(build, a, settings, kpts, log, spin=True)
+    total, local = magnetic_moments(at, True)
     return {"id": record["id"], "a_A": a, "kpts": kpts, "energy_eV": float(e), "max_local_moment_muB": local,
             "total_moment_muB": total, "moment_found": local >= settings.spin_collapse_muB,
             "initial_moments_muB": initial_moments(species, settings.spin_rule), "cpu_s": time.process_time() - c0,
-            "settings": asdict(settings), "protocol": DATASET_VERSION, "code": _code_versions()}
+            "settings": asdict(settings), "protocol": DATASET_VERSION, "code": code_versions()}

@@ -34,12 +34,12 @@ def _calculator(settings: DFTSettings, kpts, magnetic: bool, txt, coarse=False, 
     )
 
 
-def _kmesh(atoms, density: float) -> list[int]:
+def kmesh(atoms, density: float) -> list[int]:
     """Γ-centred k mesh of ``atoms`` at ``density`` k-points per Å⁻¹ (ASE's rule)."""
     return [int(k) for k in kptdensity2monkhorstpack(atoms, kptdensity=density, even=False)]
 
 
-def _energy(build, a, settings, kpts, txt, coarse=False, spin=False, previous=None):
+def scf_energy(build, a, settings, kpts, txt, coarse=False, spin=False, previous=None):
     """SCF total energy (eV) of ``build(a)``; spin-polarised from a ferromagnetic start if ``spin``.
 
     ``previous``: the calculator of the scan's last SCF; a spin-paired SCF starts from its
@@ -79,7 +79,7 @@ def _local_moment(calc) -> float:
         return 0.0
 
 
-def _moments(atoms, spin: bool) -> tuple[float, float]:
+def magnetic_moments(atoms, spin: bool) -> tuple[float, float]:
     """(total, largest |local|) magnetic moment in μB of a converged calculation (0, 0 if spin-paired)."""
     if not spin:
         return 0.0, 0.0
@@ -95,7 +95,7 @@ def _moments(atoms, spin: bool) -> tuple[float, float]:
     return total, local
 
 
-def _code_versions() -> dict:
+def code_versions() -> dict:
     """Versions of the codes behind a record (GPAW, its PAW setups, ASE, NumPy, Python)."""
     import gpaw  # lazily: the package imports without GPAW (the dft extra)
 
