@@ -238,14 +238,6 @@ class _Run(RunState):
     def n_train(self) -> int:
         return len(self.tr)
 
-    def after_step(self, epoch: int, b: int) -> None:
-        """Optimiser, scheduler and warm-up after batch ``b`` of ``epoch``, as ``train_run`` does them."""
-        self.scaler.step(self.optimizer)
-        self.scaler.update()
-        t = epoch + (b + 1) / self.n_batches
-        self.scheduler.step(t)
-        self.set_warmup_lr(t)
-
     def rng_state(self) -> dict:
         """The checkpoint's ``rng`` entry: the run's random state where a sequential run keeps it."""
         state = dict(self.rng)

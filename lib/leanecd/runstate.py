@@ -56,6 +56,15 @@ class RunState:
             for group in self.optimizer.param_groups:
                 group["lr"] *= min(1.0, (t + 1.0 / self.n_batches) / self.warmup)
 
+    def after_step(self, epoch: int, b: int) -> None:
+        """Optimiser step (through the GradScaler), cosine schedule and warm-up after batch ``b`` (0-based)
+        of ``epoch``: the schedule moves to the fractional epoch ``epoch + (b + 1) / n_batches``."""
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        t = epoch + (b + 1) / self.n_batches
+        self.scheduler.step(t)
+        self.set_warmup_lr(t)
+
 
 def build_run(config: TrainConfig, feats: Features, y: np.ndarray, train_idx, val_idx, run_dir: Path, run_seed: int,
               device: torch.device, channels_last: bool, use_scaler: bool,

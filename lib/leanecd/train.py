@@ -175,10 +175,7 @@ def _train_epoch(run: RunState, run_model: nn.Module, feats: Features, epoch: in
         loss = nn.functional.mse_loss(pred.float(), yb)
         run.optimizer.zero_grad(set_to_none=True)
         run.scaler.scale(loss).backward()
-        run.scaler.step(run.optimizer)
-        run.scaler.update()
-        run.scheduler.step(epoch + (b + 1) / run.n_batches)
-        run.set_warmup_lr(epoch + (b + 1) / run.n_batches)
+        run.after_step(epoch, b)
         total += loss.detach() * len(idx)
     return float(total) / len(run.tr)
 
