@@ -88,12 +88,12 @@ def precision(request, monkeypatch):
         yield request.param
         return
 
-    class Features64(train._Features):
+    class Features64(train.Features):
         def __init__(self, *args, **kwargs):
             super().__init__(*args, **kwargs)
             self.t = self.t.double()
 
-    monkeypatch.setattr(train, "_Features", Features64)
+    monkeypatch.setattr(train, "Features", Features64)
     before = torch.get_default_dtype()
     torch.set_default_dtype(torch.float64)  # the models' weights
     try:

@@ -30,8 +30,12 @@ __all__ = [
     "HISTORY_FIELDS",
     "RunResult",
     "load_checkpoint_model",
+    "make_model",
     "read_history",
     "resume_checkpoint",
+    "rng_state",
+    "seed_everything",
+    "set_rng_state",
     "write_checkpoints",
 ]
 
@@ -52,13 +56,15 @@ class RunResult:
     wall_time_s: float
 
 
-def _seed_everything(seed: int) -> None:
+def seed_everything(seed: int) -> None:
+    """Seed Python's, NumPy's and torch's global generators (a run's initialisation)."""
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
 
 
-def _rng_state() -> dict:
+def rng_state() -> dict:
+    """The global random state (torch, NumPy, Python, CUDA when present), as a checkpoint's ``rng`` holds it."""
     np_state = np.random.get_state()
     state = {
         "torch": torch.get_rng_state(),
@@ -70,7 +76,8 @@ def _rng_state() -> dict:
     return state
 
 
-def _set_rng_state(state: dict) -> None:
+def set_rng_state(state: dict) -> None:
+    """Make ``state`` (from :func:`rng_state`) the global random state."""
     torch.set_rng_state(state["torch"])
     name, keys, *rest = state["numpy"]
     np.random.set_state((name, keys.numpy().astype(np.uint32), *rest))
@@ -124,8 +131,8 @@ def read_history(path: str | os.PathLike) -> list[dict]:
     return rows
 
 
-def _make_model(model: str, dropout: float, in_size: int, n_outputs: int, input_norm: str = "none",
-                input_mean=None, input_std=None) -> nn.Module:
+def make_model(model: str, dropout: float, in_size: int, n_outputs: int, input_norm: str = "none",
+               input_mean=None, input_std=None) -> nn.Module:
     """The network of ``model``, wrapped in :class:`~leanecd.models.Standardized` unless ``input_norm`` is "none".
 
     Without ``input_mean``/``input_std`` the wrapper holds placeholders (0, 1) of the
@@ -144,7 +151,7 @@ def load_checkpoint_model(path: str | os.PathLike) -> tuple[nn.Module, np.ndarra
     """Rebuild the model stored in a ``best.pt``/``last.pt``; returns (model, target_mean, target_std)."""
     ckpt = _load(Path(path))
     kw = ckpt["model_kwargs"]
-    model = _make_model(kw["model"], kw["dropout"], kw["in_size"], kw["n_outputs"], kw.get("input_norm", "none"))
+    model = make_model(kw["model"], kw["dropout"], kw["in_size"], kw["n_outputs"], kw.get("input_norm", "none"))
     model.load_state_dict(ckpt["model_state"])
     model.eval()
     return model, ckpt["target_mean"].numpy(), ckpt["target_std"].numpy()

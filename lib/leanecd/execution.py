@@ -1,10 +1,10 @@
 """How a training run executes: device, precision, memory format, determinism, the CPU path.
 
-:func:`device_select` picks the device (CUDA when present); :func:`_execution` turns a
+:func:`device_select` picks the device (CUDA when present); :func:`resolve_execution` turns a
 :class:`~leanecd.trainconfig.TrainConfig` into autocast (bf16, fp16 + GradScaler where
 bf16 is unsupported), ``channels_last_3d`` and deterministic algorithms (on for a CPU);
-:class:`_Features` holds the feature tensor, on the GPU when it fits (pinned host memory
-and non-blocking copies per batch otherwise); :func:`_resolve_cpu_path` measures the
+:class:`Features` holds the feature tensor, on the GPU when it fits (pinned host memory
+and non-blocking copies per batch otherwise); :func:`resolve_cpu_path` measures the
 fastest CPU path (:mod:`leanecd.cpupath`) for long full-mode runs; :func:`provenance`
 records where a result came from (commit, device, versions). Shared by the
 sequential path (:mod:`leanecd.train`) and the stacked one (:mod:`leanecd.foldstack`).
@@ -28,7 +28,20 @@ from .errors import LeanECDError
 from .log import logger
 from .trainconfig import TrainConfig
 
-__all__ = ["AUTO_CPU_PATH_MIN_WORK", "device_name", "device_select", "provenance"]
+__all__ = [
+    "AUTO_CPU_PATH_MIN_WORK",
+    "Features",
+    "deterministic_algorithms",
+    "device_name",
+    "device_select",
+    "input_stats",
+    "precision",
+    "predict_norm",
+    "progress_bar",
+    "provenance",
+    "resolve_cpu_path",
+    "resolve_execution",
+]
 
 
 def device_select(prefer: str | None = None) -> torch.device:
@@ -50,7 +63,7 @@ def device_name(device: torch.device) -> str:
     return f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
 
 
-class _Features:
+class Features:
     """Feature tensor (N, 1, n, n, n) float32, on the device when it fits."""
 
     def __init__(self, X: np.ndarray, device: torch.device, channels_last: bool):
@@ -88,7 +101,7 @@ class _Features:
         return xb
 
 
-def _precision(device: torch.device, amp: bool | None) -> tuple[bool, torch.dtype | None, bool]:
+def precision(device: torch.device, amp: bool | None) -> tuple[bool, torch.dtype | None, bool]:
     """(use autocast, autocast dtype, use GradScaler)."""
     use = (device.type == "cuda") if amp is None else bool(amp)
     if not use:
@@ -100,14 +113,14 @@ def _precision(device: torch.device, amp: bool | None) -> tuple[bool, torch.dtyp
     return True, torch.bfloat16, False
 
 
-def _execution(config: TrainConfig):
+def resolve_execution(config: TrainConfig):
     """How a run executes: (device, autocast on, autocast dtype, GradScaler on, channels_last, deterministic).
 
     On CUDA it also sets cuDNN's algorithm search (on unless deterministic: the input
     shapes are fixed, so the fastest 3-D convolution algorithms are worth finding).
     """
     device = device_select(config.device)
-    use_amp, amp_dtype, use_scaler = _precision(device, config.amp)
+    use_amp, amp_dtype, use_scaler = precision(device, config.amp)
     channels_last = (device.type == "cuda") if config.channels_last is None else bool(config.channels_last)
     deterministic = (device.type == "cpu") if config.deterministic is None else bool(config.deterministic)
     if device.type == "cuda":
@@ -117,9 +130,8 @@ def _execution(config: TrainConfig):
 
 
 @contextlib.contextmanager
-
-
-def _deterministic(enabled: bool):
+def deterministic_algorithms(enabled: bool):
+    """Within the block, torch's deterministic algorithms when ``enabled`` (warn-only); restored after it."""
     previous = torch.are_deterministic_algorithms_enabled()
     previous_warn = torch.is_deterministic_algorithms_warn_only_enabled()
     try:
@@ -130,7 +142,7 @@ def _deterministic(enabled: bool):
         torch.use_deterministic_algorithms(previous, warn_only=previous_warn)
 
 
-def _input_stats(feats: _Features, idx: torch.Tensor, kind: str) -> tuple[torch.Tensor, torch.Tensor]:
+def input_stats(feats: Features, idx: torch.Tensor, kind: str) -> tuple[torch.Tensor, torch.Tensor]:
     """Mean and standard deviation of the inputs of rows ``idx`` (float64 sums), as :class:`Standardized` wants them."""
     n = feats.t.shape[-1]
     s1 = torch.zeros((n, n, n), dtype=torch.float64)
@@ -153,10 +165,10 @@ def _input_stats(feats: _Features, idx: torch.Tensor, kind: str) -> tuple[torch.
 
 
 @torch.no_grad()
-
-
-def _predict_norm(model, feats: _Features, idx: torch.Tensor, batch_size: int, device, amp) -> np.ndarray:
-    use_amp, amp_dtype, _ = _precision(device, amp)
+def predict_norm(model, feats: Features, idx: torch.Tensor, batch_size: int, device, amp) -> np.ndarray:
+    """Predictions of ``model`` (z-scored targets, float64) for the rows ``idx`` of ``feats`` (in eval mode; the
+    mode is restored after)."""
+    use_amp, amp_dtype, _ = precision(device, amp)
     was_training = model.training
     model.eval()
     out = []
@@ -170,7 +182,8 @@ def _predict_norm(model, feats: _Features, idx: torch.Tensor, batch_size: int, d
     return torch.cat(out).numpy().astype(np.float64)
 
 
-def _progress_bar(total: int, initial: int, label: str, enabled: bool):
+def progress_bar(total: int, initial: int, label: str, enabled: bool):
+    """A tqdm bar over ``total`` epochs from ``initial``, or ``None`` when not ``enabled``."""
     if not enabled:
         return None
     return tqdm(total=total, initial=initial, desc=label, unit="epoch", dynamic_ncols=True)
@@ -182,7 +195,7 @@ def _progress_bar(total: int, initial: int, label: str, enabled: bool):
 AUTO_CPU_PATH_MIN_WORK = 20_000
 
 
-def _resolve_cpu_path(cfg: TrainConfig, device: torch.device, in_size: int, n_outputs: int, work: int):
+def resolve_cpu_path(cfg: TrainConfig, device: torch.device, in_size: int, n_outputs: int, work: int):
     """On a CPU, set ``amp``/``channels_last``/``compile`` from ``cfg.cpu_path``; returns (config, record or None).
 
     ``"auto"`` probes the paths (:func:`leanecd.cpupath.choose`). It is the default in

@@ -9,7 +9,7 @@ the K weight vectors concatenated, and the loss is the sum of the K runs' losses
 gradient with respect to run k's weights is run k's own gradient. Nothing else is
 shared. Each run keeps
 
-* its own network (the same :func:`~leanecd.checkpoint._make_model` module a sequential run
+* its own network (the same :func:`~leanecd.checkpoint.make_model` module a sequential run
   builds, initialised under the same seed), whose parameters are the leaves that the
   stacked weights are concatenated from at every step;
 * its own training subset, target z-score (its training rows), input standardisation
@@ -18,7 +18,8 @@ shared. Each run keeps
   random stream;
 * its own Adam optimiser, cosine-warm-restart scheduler (stepped at *its* fractional
   epoch ``epoch + (b + 1) / n_batches``), warm-up and GradScaler: the very objects a
-  sequential run has, so a run's sequence of updates is the sequential one.
+  sequential run has (built and resumed by the same :mod:`leanecd.runstate`), so a run's
+  sequence of updates is the sequential one.
 
 Runs with fewer training samples have fewer batches per epoch. Step ``b`` of an epoch
 trains the runs that have a batch ``b``; a run whose batches are exhausted is left out
@@ -49,11 +50,12 @@ stacked steps at its own epoch). ``time_s`` in ``history.csv`` is the run's shar
 stacked epoch's wall time (the wall time divided by the runs trained in that epoch),
 so the runs' times add up to the wall time.
 
-GPU path: the features stay on the device (``_Features``), the batches of a whole epoch
-are planned on the host and copied once per epoch, losses are summed on the device and
-read (``.item()``/``.cpu()``) once per epoch, bf16 autocast (fp16 + GradScaler without
-bf16), ``channels_last_3d``; nothing inside an epoch waits for the GPU except the
-GradScaler's overflow check in fp16 mode (as in the sequential path).
+GPU path: the features stay on the device (:class:`~leanecd.execution.Features`), the
+batches of a whole epoch are planned on the host and copied once per epoch, losses are
+summed on the device and read (``.item()``/``.cpu()``) once per epoch, bf16 autocast
+(fp16 + GradScaler without bf16), ``channels_last_3d``; nothing inside an epoch waits
+for the GPU except the GradScaler's overflow check in fp16 mode (as in the sequential
+path).
 
 Only the lean models (A, B, C: :data:`~leanecd.models.LEAN_SPECS`) can be stacked;
 :func:`~leanecd.train.fit` trains the heavy baselines one run after another. On a CPU,
@@ -63,17 +65,17 @@ so it is off there unless asked for. With ``compile=True`` the stacked forward i
 compiled; the per-run dropout masks (drawn from each run's generator) stay outside the
 compiled graph.
 
-(About 630 lines: the stacked forward, the per-run state, the epoch plan and the two
+(About 600 lines: the stacked forward, the per-run state, the epoch plan and the two
 engines are one mechanism whose equivalence with the sequential path is tested as a
-whole; checkpoints are :mod:`leanecd.checkpoint`'s, shared with that path.)
+whole; a run is built and resumed by :mod:`leanecd.runstate` and checkpointed by
+:mod:`leanecd.checkpoint`, both shared with that path.)
 """
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -81,26 +83,19 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .checkpoint import (
-    RunResult,
-    _make_model,
-    _rng_state,
-    _seed_everything,
-    resume_checkpoint,
-    write_checkpoints,
-)
+from .checkpoint import RunResult, make_model, rng_state, write_checkpoints
 from .errors import LeanECDError
 from .execution import (
-    _deterministic,
-    _execution,
-    _Features,
-    _input_stats,
-    _precision,
-    _predict_norm,
-    _progress_bar,
+    Features,
+    deterministic_algorithms,
+    precision,
+    predict_norm,
+    progress_bar,
+    resolve_execution,
 )
 from .log import logger
 from .models import LEAN_SPECS, Standardized
+from .runstate import RunState, build_run, resume_run
 from .trainconfig import TrainConfig
 
 __all__ = [
@@ -227,84 +222,21 @@ def grouped_forward(models: Sequence[nn.Module], x: torch.Tensor, sizes: Sequenc
 # --------------------------------------------------------------------------- one run's state
 
 
-class _Run:
-    """Everything one run needs, built exactly as :func:`~leanecd.train.train_run` builds it."""
+@dataclass(eq=False)
+class _Run(RunState):
+    """One run of a stacked set: the :class:`~leanecd.runstate.RunState` a sequential run has (:func:`_make_run`
+    builds and resumes it as :func:`~leanecd.train.train_run` does), its place among the runs and its own random
+    stream."""
 
-    def __init__(self, pos: int, spec: StackedRun, feats: _Features, y: np.ndarray, config: TrainConfig,
-                 device: torch.device, channels_last: bool, use_scaler: bool):
-        self.pos, self.spec, self.label = pos, spec, spec.label
-        self.run_dir = Path(spec.run_dir)
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        run_seed = spec.run_seed
-        mean = y[spec.train_idx].mean(axis=0)
-        std = y[spec.train_idx].std(axis=0)
-        std = np.where(std > 0, std, 1.0)
-        self.mean, self.std = mean, std
-        self.y_norm = torch.from_numpy(((y - mean) / std).astype(np.float32)).to(device)
-        in_size = feats.t.shape[-1]
-        self.model_kwargs = {"model": config.model, "dropout": config.dropout, "in_size": int(in_size),
-                             "n_outputs": int(y.shape[1])}
-        input_norm = config.input_norm or "none"
-        if input_norm != "none":
-            self.model_kwargs["input_norm"] = input_norm
-        self.warmup = float(config.warmup_epochs or 0.0)
-        self.tr = torch.from_numpy(np.asarray(spec.train_idx, dtype=np.int64))
-        va = spec.val_idx
-        self.va = None if va is None or len(va) == 0 else torch.from_numpy(np.asarray(va, dtype=np.int64))
-        self.n_train = len(self.tr)
-        self.n_batches = math.ceil(self.n_train / config.batch_size)
+    pos: int = 0  # place among the stacked runs
+    spec: StackedRun | None = None
+    label: str = "run"
+    rng: dict = field(default_factory=dict)  # the global random state a sequential run would train from
+    gen: torch.Generator | None = None  # the run's own random stream (dropout masks), on the device
 
-        _seed_everything(run_seed)
-        stats = _input_stats(feats, self.tr, input_norm) if input_norm != "none" else (None, None)
-        model = _make_model(**self.model_kwargs, input_mean=stats[0], input_std=stats[1]).to(device)
-        if channels_last:
-            model = model.to(memory_format=torch.channels_last_3d)
-        self.model = model
-        self.optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
-        self.scheduler = torch.optim.lr_scheduler.CosineAnnealingWarmRestarts(
-            self.optimizer, T_0=config.T_0, T_mult=config.T_mult, eta_min=config.eta_min)
-        self.scaler = torch.amp.GradScaler("cuda", enabled=use_scaler)
-        self.use_scaler = use_scaler
-        rng = _rng_state()  # the global state a sequential run trains from (after initialisation)
-
-        self.history: list[dict] = []
-        self.start_epoch, self.best_val, self.best_epoch, self.elapsed = 0, math.inf, None, 0.0
-        ckpt = resume_checkpoint(self.run_dir, self.model_kwargs, run_seed, self.tr, model, self.optimizer,
-                                 self.scheduler, self.scaler, use_scaler)
-        if ckpt is not None:
-            self.history, self.start_epoch, self.elapsed = ckpt["history"], ckpt["epoch"], ckpt["elapsed_s"]
-            self.best_val, self.best_epoch = ckpt["best_val_loss"], ckpt["best_epoch"]
-            rng = ckpt["rng"]
-        else:
-            self.set_warmup_lr(0.0)
-        # the run's own random stream (dropout masks): the global generator's state, on the device
-        self.rng = rng
-        self.device = device
-        if device.type == "cuda":
-            self.gen = torch.Generator(device=device)
-            cuda_states = rng.get("cuda")
-            index = device.index if device.index is not None else torch.cuda.current_device()
-            if cuda_states is not None and index < len(cuda_states):
-                self.gen.set_state(cuda_states[index])
-            else:
-                self.gen.manual_seed(run_seed)
-        else:
-            self.gen = torch.Generator()
-            self.gen.set_state(rng["torch"])
-
-    def set_warmup_lr(self, t: float) -> None:
-        """Scale the scheduler's learning rate for the batch that starts at epoch ``t`` (as ``train_run``)."""
-        if self.warmup > 0 and t < self.warmup:
-            for group in self.optimizer.param_groups:
-                group["lr"] *= min(1.0, (t + 1.0 / self.n_batches) / self.warmup)
-
-    def after_step(self, epoch: int, b: int) -> None:
-        """Optimiser, scheduler and warm-up after batch ``b`` of ``epoch``, as ``train_run`` does them."""
-        self.scaler.step(self.optimizer)
-        self.scaler.update()
-        t = epoch + (b + 1) / self.n_batches
-        self.scheduler.step(t)
-        self.set_warmup_lr(t)
+    @property
+    def n_train(self) -> int:
+        return len(self.tr)
 
     def rng_state(self) -> dict:
         """The checkpoint's ``rng`` entry: the run's random state where a sequential run keeps it."""
@@ -330,6 +262,34 @@ class _Run:
             self.gen.set_state(torch.cuda.get_rng_state(self.device))
         else:
             self.gen.set_state(torch.get_rng_state())
+
+
+def _make_run(pos: int, spec: StackedRun, feats: Features, y: np.ndarray, config: TrainConfig,
+              device: torch.device, channels_last: bool, use_scaler: bool) -> _Run:
+    """Run ``spec``, built and resumed as :func:`~leanecd.train.train_run` does it (:mod:`leanecd.runstate`), with
+    the run's random stream: the global state after initialisation (or the checkpoint's), on the device."""
+    run_dir = Path(spec.run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    run = build_run(config, feats, y, spec.train_idx, spec.val_idx, run_dir, spec.run_seed, device, channels_last,
+                    use_scaler, cls=_Run)
+    run.pos, run.spec, run.label = pos, spec, spec.label
+    rng = rng_state()  # the global state a sequential run trains from (after initialisation)
+    ckpt = resume_run(run)
+    if ckpt is not None:
+        rng = ckpt["rng"]
+    run.rng = rng
+    if device.type == "cuda":
+        run.gen = torch.Generator(device=device)
+        cuda_states = rng.get("cuda")
+        index = device.index if device.index is not None else torch.cuda.current_device()
+        if cuda_states is not None and index < len(cuda_states):
+            run.gen.set_state(cuda_states[index])
+        else:
+            run.gen.manual_seed(spec.run_seed)
+    else:
+        run.gen = torch.Generator()
+        run.gen.set_state(rng["torch"])
+    return run
 
 
 # --------------------------------------------------------------------------- epoch plan
@@ -385,7 +345,7 @@ class _Plan:
                 self.m[sl_col], self.denom[sl_col])
 
 
-def _gather(feats: _Features, idx: torch.Tensor, host_idx: torch.Tensor | None, device: torch.device) -> torch.Tensor:
+def _gather(feats: Features, idx: torch.Tensor, host_idx: torch.Tensor | None, device: torch.device) -> torch.Tensor:
     """Inputs ``(B, K, n, n, n)`` of the rows ``idx`` ``(B, K)`` (run k's rows in column k)."""
     if feats.on_device:
         xb = feats.t[idx]
@@ -397,7 +357,7 @@ def _gather(feats: _Features, idx: torch.Tensor, host_idx: torch.Tensor | None, 
 
 
 @torch.no_grad()
-def _grouped_predict(runs: Sequence[_Run], rows: Sequence[torch.Tensor], feats: _Features, batch_size: int,
+def _grouped_predict(runs: Sequence[_Run], rows: Sequence[torch.Tensor], feats: Features, batch_size: int,
                      device: torch.device, use_amp: bool, amp_dtype, channels_last: bool, forward) -> list[np.ndarray]:
     """Normalised predictions of each run on its rows (float64, one array per run), stacked."""
     n_max = max(len(r) for r in rows)
@@ -463,21 +423,21 @@ def train_stacked(X, y: np.ndarray, runs: Sequence[StackedRun], config: TrainCon
                            f"(only the lean models {tuple(LEAN_SPECS)})")
     if not runs:
         return []
-    device, use_amp, amp_dtype, use_scaler, channels_last, deterministic = _execution(config)
-    feats = X if isinstance(X, _Features) else _Features(np.asarray(X), device, channels_last)
+    device, use_amp, amp_dtype, use_scaler, channels_last, deterministic = resolve_execution(config)
+    feats = X if isinstance(X, Features) else Features(np.asarray(X), device, channels_last)
     y = np.asarray(y, dtype=np.float64)
     if y.ndim == 1:
         y = y[:, None]
     n_out = y.shape[1]
     bs = config.batch_size
 
-    with _deterministic(deterministic):
-        state = [_Run(i, spec, feats, y, config, device, channels_last, use_scaler) for i, spec in enumerate(runs)]
+    with deterministic_algorithms(deterministic):
+        state = [_make_run(i, spec, feats, y, config, device, channels_last, use_scaler) for i, spec in enumerate(runs)]
         y_all = torch.stack([r.y_norm for r in state])  # (K, N, n_out): each run's own z-score
         forward = torch.compile(grouped_forward) if (config.compile and engine == "grouped") else grouped_forward
         run_models = [torch.compile(r.model) if (config.compile and engine == "loop") else r.model for r in state]
         first = min(r.start_epoch for r in state)
-        bar = _progress_bar(config.epochs, min(first, config.epochs), f"{len(state)} runs stacked", progress)
+        bar = progress_bar(config.epochs, min(first, config.epochs), f"{len(state)} runs stacked", progress)
         try:
             for epoch in range(first, config.epochs):
                 active = [r for r in state if r.start_epoch <= epoch]
@@ -496,7 +456,7 @@ def train_stacked(X, y: np.ndarray, runs: Sequence[StackedRun], config: TrainCon
                 totals = total.cpu().tolist()  # the epoch's one wait for the device
                 with_val = [r for r in active if r.va is not None]
                 if engine == "loop":
-                    preds = [_predict_norm(m, feats, r.va, bs, device, config.amp)
+                    preds = [predict_norm(m, feats, r.va, bs, device, config.amp)
                              for r, m in ((r, run_models[r.pos]) for r in with_val)]
                 elif with_val:
                     preds = _grouped_predict(with_val, [r.va for r in with_val], feats, bs, device, use_amp,
@@ -596,10 +556,10 @@ def step_function(model_name: str = "A", runs: int = 10, batch: int = 50, in_siz
     stacked (one grouped step) or one model after another; it returns the step's wall time in seconds
     (after a device synchronisation). For ``benchmarks/bench_training.py``."""
     device = torch.device(device)
-    use_amp, amp_dtype, _ = _precision(device, amp)
+    use_amp, amp_dtype, _ = precision(device, amp)
     cl = (device.type == "cuda") if channels_last is None else bool(channels_last)
     torch.manual_seed(0)
-    models = [_make_model(model_name, 0.0, in_size, None).to(device) for _ in range(runs)]
+    models = [make_model(model_name, 0.0, in_size, None).to(device) for _ in range(runs)]
     if cl:
         models = [m.to(memory_format=torch.channels_last_3d) for m in models]
     opts = [torch.optim.Adam(m.parameters(), lr=1e-3) for m in models]

@@ -60,18 +60,17 @@ shorter runs use fp32 eager unless told otherwise.
 
 Modules: the settings are :mod:`leanecd.trainconfig`, the execution (device, precision,
 features, CPU path) :mod:`leanecd.execution`, the checkpoints and ``history.csv``
-:mod:`leanecd.checkpoint`, the command line :mod:`leanecd.train_cli`. Here: one run's
-steps (:func:`_build`, :func:`_resume`, :func:`_train_epoch`, :func:`_validate`,
-:func:`_checkpoint`) and :func:`train_run`, which loops over them; the protocol
-(:func:`_cross_validate`, :func:`_final_fit`) and :func:`fit`; predictions and learning
-curves. (About 570 lines, 80 of them this description of the protocol, which belongs
-with :func:`fit`.)
+:mod:`leanecd.checkpoint`, one run in memory (built and resumed) :mod:`leanecd.runstate`,
+the command line :mod:`leanecd.train_cli`. Here: one run's steps (:func:`_resume`,
+:func:`_train_epoch`, :func:`_validate`, :func:`_checkpoint`) and :func:`train_run`,
+which builds the run and loops over them; the protocol (:func:`_cross_validate`,
+:func:`_final_fit`) and :func:`fit`; predictions and learning curves. (About 510 lines,
+80 of them this description of the protocol, which belongs with :func:`fit`.)
 """
 
 from __future__ import annotations
 
 import dataclasses
-import math
 import os
 import sys
 import time
@@ -85,29 +84,18 @@ import torch
 from torch import nn
 
 from . import foldstack
-from .checkpoint import (
-    RunResult,
-    _make_model,
-    _rng_state,
-    _seed_everything,
-    _set_rng_state,
-    load_checkpoint_model,
-    read_history,
-    resume_checkpoint,
-    write_checkpoints,
-)
+from .checkpoint import RunResult, load_checkpoint_model, read_history, rng_state, set_rng_state, write_checkpoints
 from .errors import LeanECDError
 from .execution import (
-    _deterministic,
-    _execution,
-    _Features,
-    _input_stats,
-    _precision,
-    _predict_norm,
-    _progress_bar,
-    _resolve_cpu_path,
+    Features,
+    deterministic_algorithms,
     device_select,
+    precision,
+    predict_norm,
+    progress_bar,
     provenance,
+    resolve_cpu_path,
+    resolve_execution,
 )
 from .foldstack import epoch_permutation
 from .log import logger
@@ -119,6 +107,7 @@ from .runs import (
     write_predictions,
     write_splits,
 )
+from .runstate import RunState, build_run, resume_run
 from .splits import kfold_indices, split_indices, train_subset
 from .trainconfig import TrainConfig, check_same_run, protocol_label, resolve_config
 
@@ -153,95 +142,28 @@ def predict(model: nn.Module, X, target_mean, target_std, batch_size: int = 50,
     if device is None:
         device = next(model.parameters()).device
     device = device_select(device) if not isinstance(device, torch.device) else device
-    feats = X if isinstance(X, _Features) else _Features(np.asarray(X), device, channels_last=False)
-    norm = _predict_norm(model, feats, torch.arange(len(feats)), batch_size, device, amp)
+    feats = X if isinstance(X, Features) else Features(np.asarray(X), device, channels_last=False)
+    norm = predict_norm(model, feats, torch.arange(len(feats)), batch_size, device, amp)
     return norm * np.asarray(target_std) + np.asarray(target_mean)
 
 
 # --------------------------------------------------------------------------- one run, step by step
 
 
-@dataclass
-class _Run:
-    """One run in memory: its rows, z-scored targets, model, optimiser and the bookkeeping its checkpoint holds."""
-
-    run_dir: Path
-    run_seed: int
-    device: torch.device
-    tr: torch.Tensor  # training rows
-    va: torch.Tensor | None  # validation rows
-    mean: np.ndarray  # target z-score (training rows, physical units)
-    std: np.ndarray
-    y_norm: torch.Tensor  # (N, n_targets) z-scored, on the device
-    model_kwargs: dict
-    model: nn.Module
-    optimizer: torch.optim.Optimizer
-    scheduler: torch.optim.lr_scheduler.CosineAnnealingWarmRestarts
-    scaler: torch.amp.GradScaler
-    use_scaler: bool
-    n_batches: int
-    warmup: float  # epochs
-    history: list[dict] = field(default_factory=list)
-    start_epoch: int = 0
-    best_val: float = math.inf
-    best_epoch: int | None = None
-    elapsed: float = 0.0  # s
-
-    def set_warmup_lr(self, t: float) -> None:
-        """Scale the scheduler's learning rate for the batch that starts at epoch ``t`` (linear warm-up)."""
-        if self.warmup > 0 and t < self.warmup:
-            for group in self.optimizer.param_groups:
-                group["lr"] *= min(1.0, (t + 1.0 / self.n_batches) / self.warmup)
+def _resume(run: RunState) -> None:
+    """Step 2 (step 1 is :func:`~leanecd.runstate.build_run`): continue from ``last.pt``
+    (:func:`~leanecd.runstate.resume_run`) and train on with the global random state it holds; without one, the
+    warm-up starts."""
+    ckpt = resume_run(run)
+    if ckpt is not None:
+        set_rng_state(ckpt["rng"])
 
 
-def _build(config: TrainConfig, feats: _Features, y: np.ndarray, train_idx, val_idx, run_dir: Path, run_seed: int,
-           device: torch.device, channels_last: bool, use_scaler: bool) -> _Run:
-    """Step 1: z-score the targets on the training rows; seed; build the model (inputs standardised on the
-    training rows unless ``input_norm`` is "none"), Adam, cosine warm restarts and the GradScaler."""
-    mean = y[train_idx].mean(axis=0)
-    std = y[train_idx].std(axis=0)
-    std = np.where(std > 0, std, 1.0)
-    y_norm = torch.from_numpy(((y - mean) / std).astype(np.float32)).to(device)
-    model_kwargs = {"model": config.model, "dropout": config.dropout, "in_size": int(feats.t.shape[-1]),
-                    "n_outputs": int(y.shape[1])}
-    input_norm = config.input_norm or "none"
-    if input_norm != "none":  # absent for the paper's raw inputs, so older checkpoints still match
-        model_kwargs["input_norm"] = input_norm
-    tr = torch.from_numpy(np.asarray(train_idx, dtype=np.int64))
-    va = None if val_idx is None or len(val_idx) == 0 else torch.from_numpy(np.asarray(val_idx, dtype=np.int64))
-
-    _seed_everything(run_seed)
-    stats = _input_stats(feats, tr, input_norm) if input_norm != "none" else (None, None)
-    model = _make_model(**model_kwargs, input_mean=stats[0], input_std=stats[1]).to(device)
-    if channels_last:
-        model = model.to(memory_format=torch.channels_last_3d)
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
-    scheduler = torch.optim.lr_scheduler.CosineAnnealingWarmRestarts(
-        optimizer, T_0=config.T_0, T_mult=config.T_mult, eta_min=config.eta_min)
-    scaler = torch.amp.GradScaler("cuda", enabled=use_scaler)
-    return _Run(run_dir, run_seed, device, tr, va, mean, std, y_norm, model_kwargs, model, optimizer, scheduler,
-                scaler, use_scaler, n_batches=math.ceil(len(tr) / config.batch_size),
-                warmup=float(config.warmup_epochs or 0.0))
-
-
-def _resume(run: _Run) -> None:
-    """Step 2: continue from ``last.pt`` (weights, optimiser, scheduler, history, random state) if there is one;
-    otherwise start the warm-up."""
-    ckpt = resume_checkpoint(run.run_dir, run.model_kwargs, run.run_seed, run.tr, run.model, run.optimizer,
-                             run.scheduler, run.scaler, run.use_scaler)
-    if ckpt is None:
-        run.set_warmup_lr(0.0)
-        return
-    run.history, run.start_epoch, run.elapsed = ckpt["history"], ckpt["epoch"], ckpt["elapsed_s"]
-    run.best_val, run.best_epoch = ckpt["best_val_loss"], ckpt["best_epoch"]
-    _set_rng_state(ckpt["rng"])
-
-
-def _train_epoch(run: _Run, run_model: nn.Module, feats: _Features, epoch: int, config: TrainConfig) -> float:
+def _train_epoch(run: RunState, run_model: nn.Module, feats: Features, epoch: int, config: TrainConfig) -> float:
     """Step 3: one epoch (0-based) of shuffled batches; the scheduler steps at the fractional epoch after every
     batch. Returns the epoch's training loss (MSE of the z-scored targets, mean over samples)."""
     device = run.device
-    use_amp, amp_dtype, _ = _precision(device, config.amp)
+    use_amp, amp_dtype, _ = precision(device, config.amp)
     run.model.train()
     perm = epoch_permutation(run.tr, run.run_seed, epoch)
     total = torch.zeros((), device=device)
@@ -253,23 +175,20 @@ def _train_epoch(run: _Run, run_model: nn.Module, feats: _Features, epoch: int, 
         loss = nn.functional.mse_loss(pred.float(), yb)
         run.optimizer.zero_grad(set_to_none=True)
         run.scaler.scale(loss).backward()
-        run.scaler.step(run.optimizer)
-        run.scaler.update()
-        run.scheduler.step(epoch + (b + 1) / run.n_batches)
-        run.set_warmup_lr(epoch + (b + 1) / run.n_batches)
+        run.after_step(epoch, b)
         total += loss.detach() * len(idx)
     return float(total) / len(run.tr)
 
 
-def _validate(run: _Run, run_model: nn.Module, feats: _Features, config: TrainConfig) -> float | None:
+def _validate(run: RunState, run_model: nn.Module, feats: Features, config: TrainConfig) -> float | None:
     """Step 4: the validation loss (MSE of the z-scored targets), ``None`` without validation rows."""
     if run.va is None:
         return None
-    p = _predict_norm(run_model, feats, run.va, config.batch_size, run.device, config.amp)
+    p = predict_norm(run_model, feats, run.va, config.batch_size, run.device, config.amp)
     return float(np.mean((p - run.y_norm[run.va.to(run.device)].cpu().numpy()) ** 2))
 
 
-def _checkpoint(run: _Run, row: dict, config: TrainConfig) -> None:
+def _checkpoint(run: RunState, row: dict, config: TrainConfig) -> None:
     """Step 5: after every epoch, ``best.pt`` (when the validation loss improved; without validation every
     epoch improves), ``last.pt`` and ``history.csv``, each written atomically."""
     val_loss = row["val_loss"]
@@ -282,7 +201,7 @@ def _checkpoint(run: _Run, row: dict, config: TrainConfig) -> None:
                       epochs=config.epochs, run_seed=run.run_seed, train_idx=run.tr, val_idx=run.va,
                       best_val_loss=run.best_val, best_epoch=run.best_epoch, history=run.history,
                       elapsed_s=run.elapsed, optimizer=run.optimizer, scheduler=run.scheduler, scaler=run.scaler,
-                      use_scaler=run.use_scaler, rng=_rng_state())
+                      use_scaler=run.use_scaler, rng=rng_state())
 
 
 def _show(bar, row: dict) -> None:
@@ -309,16 +228,16 @@ def train_run(X, y: np.ndarray, train_idx: np.ndarray, val_idx: np.ndarray | Non
     """
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    device, _, _, use_scaler, channels_last, deterministic = _execution(config)
-    feats = X if isinstance(X, _Features) else _Features(np.asarray(X), device, channels_last)
+    device, _, _, use_scaler, channels_last, deterministic = resolve_execution(config)
+    feats = X if isinstance(X, Features) else Features(np.asarray(X), device, channels_last)
     y = np.asarray(y, dtype=np.float64)
     if y.ndim == 1:
         y = y[:, None]
-    with _deterministic(deterministic):
-        run = _build(config, feats, y, train_idx, val_idx, run_dir, run_seed, device, channels_last, use_scaler)
+    with deterministic_algorithms(deterministic):
+        run = build_run(config, feats, y, train_idx, val_idx, run_dir, run_seed, device, channels_last, use_scaler)
         _resume(run)
         run_model = torch.compile(run.model) if config.compile else run.model
-        bar = _progress_bar(config.epochs, run.start_epoch, label, progress)
+        bar = progress_bar(config.epochs, run.start_epoch, label, progress)
         try:
             for epoch in range(run.start_epoch, config.epochs):
                 t0 = time.perf_counter()
@@ -389,7 +308,7 @@ def _open_run_dir(run_dir: Path, cfg: TrainConfig, shortcuts: list[str], device:
     settings, and write its ``splits.json`` and ``config.json``. Returns (config, provenance)."""
     run_dir.mkdir(parents=True, exist_ok=True)
     work = cfg.epochs * len(trainval) * (1 + len(folds))
-    cfg, cpu_record = _resolve_cpu_path(cfg, device, int(X.shape[-1]), len(cfg.targets), work)
+    cfg, cpu_record = resolve_cpu_path(cfg, device, int(X.shape[-1]), len(cfg.targets), work)
     cfg = dataclasses.replace(cfg, stacked=foldstack.resolve_stacked(cfg.stacked, cfg.model, device))
     prov = provenance(device, dataset_version, dataset_name)
     if cpu_record is not None:
@@ -402,7 +321,7 @@ def _open_run_dir(run_dir: Path, cfg: TrainConfig, shortcuts: list[str], device:
     return cfg, prov
 
 
-def _cross_validate(feats: _Features, ys: np.ndarray, folds, cfg: TrainConfig, run_dir: Path, device,
+def _cross_validate(feats: Features, ys: np.ndarray, folds, cfg: TrainConfig, run_dir: Path, device,
                     stacked: list[RunResult] | None, progress: bool, on_epoch_end):
     """The CV folds (``fold-1`` … ``fold-K``): train each (or take its stacked run) and predict its validation rows.
 
@@ -418,7 +337,7 @@ def _cross_validate(feats: _Features, ys: np.ndarray, folds, cfg: TrainConfig, r
             model.to(device)
         else:
             model = res.model
-        p = _predict_norm(model, feats, torch.from_numpy(va), cfg.batch_size, device, cfg.amp)
+        p = predict_norm(model, feats, torch.from_numpy(va), cfg.batch_size, device, cfg.amp)
         p = p * res.target_std + res.target_mean
         fold_mae.append(mae(ys[va], p))
         fold_nmae.append(nmae(ys[va], p))
@@ -427,7 +346,7 @@ def _cross_validate(feats: _Features, ys: np.ndarray, folds, cfg: TrainConfig, r
     return fold_runs, cv_rows, fold_mae, fold_nmae
 
 
-def _final_fit(feats: _Features, ys: np.ndarray, trainval: np.ndarray, test: np.ndarray, cfg: TrainConfig,
+def _final_fit(feats: Features, ys: np.ndarray, trainval: np.ndarray, test: np.ndarray, cfg: TrainConfig,
                run_dir: Path, device, stacked: RunResult | None, progress: bool, on_epoch_end):
     """The final fit on the (train+CV) rows (``final``), scored on them and on the test rows.
 
@@ -437,7 +356,7 @@ def _final_fit(feats: _Features, ys: np.ndarray, trainval: np.ndarray, test: np.
                                  label="final (90 %)", progress=progress, on_epoch_end=on_epoch_end)
     pred_rows, scores, spread = [], {}, None
     for split_name, idx in (("train", trainval), ("test", test)):
-        p = _predict_norm(final.model, feats, torch.from_numpy(idx), cfg.batch_size, device, cfg.amp)
+        p = predict_norm(final.model, feats, torch.from_numpy(idx), cfg.batch_size, device, cfg.amp)
         p = p * final.target_std + final.target_mean
         pred_rows.append((split_name, None, idx, p))
         scores[split_name] = (mae(ys[idx], p), nmae(ys[idx], p)) if len(idx) else (None, None)
@@ -514,7 +433,7 @@ def fit(X, y, config: TrainConfig, run_dir: str | os.PathLike, ids: Sequence | N
     cfg, prov = _open_run_dir(run_dir, cfg, shortcuts, device, X, ids, subset, trainval, test, folds,
                               dataset_version, dataset_name)
     channels_last = (device.type == "cuda") if cfg.channels_last is None else bool(cfg.channels_last)
-    feats = _Features(X[subset] if len(subset) < n else X, device, channels_last)
+    feats = Features(X[subset] if len(subset) < n else X, device, channels_last)
     if device.type == "cuda":
         logger.info(f"features: {feats.t.numel() * 4 / 2**20:.0f} MiB on {feats.placement}")
     ys = y[subset]
