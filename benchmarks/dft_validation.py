@@ -17,7 +17,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from leanecd.card import VALIDATION_TARGETS, validation_table
+from leanecd.card import validation_table
+from leanecd.dft.references import VALIDATION_TARGETS
 
 ROOT = Path(__file__).resolve().parents[1]
 

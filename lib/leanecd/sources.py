@@ -42,6 +42,7 @@ import pandas as pd
 
 from .dataset import FAILURE_COLUMNS, NOT_CHGCAR, TARGETS, Dataset, embedded_version, is_number, load_chgcar_field
 from .dft.labels import label_row
+from .dft.references import references
 from .dft.settings import protocol_version
 from .errors import FileFormatError
 from .field import ECDField
@@ -122,9 +123,10 @@ def load_embedded(root: str | os.PathLike | None = None) -> Dataset:
         loaders[rec["id"]] = functools.partial(_load_npz, fpath, rec["id"])
     # the derived columns of labels.csv, computed from the records themselves
     derived = ("protocol", "reliability", "reliability_reason", "bulk_modulus_uncertainty_GPa", "a0_uncertainty_A")
+    refs = references(root.parent)   # the independent references a flag is checked against, as labels.csv's
     for r in rows:  # records without their E(V) scan (hand-made datasets) get no flag
         if {"eos_volumes_A3", "eos_energies_eV", "settings", "bulk_modulus_prime", "fit_rms_meV_per_atom"} <= set(r):
-            row = label_row(r)
+            row = label_row(r, refs)
             r.update({k: row[k] for k in derived})
         elif "protocol" in r or "settings" in r:
             r["protocol"] = protocol_version(r)

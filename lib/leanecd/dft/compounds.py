@@ -67,6 +67,12 @@ PROTOTYPES = {
 FCC_PRIMITIVE = np.array([[0.0, 0.5, 0.5], [0.5, 0.0, 0.5], [0.5, 0.5, 0.0]])
 
 
+def cells_per_cube(prototype: str) -> int:
+    """Stored cells per conventional cube: 4 for an FCC-lattice prototype (stored as the
+    primitive cell, a quarter of the cube), else 1."""
+    return 4 if PROTOTYPES[prototype].lattice == "fcc" else 1
+
+
 def build_atoms(prototype: str, species: tuple, a: float):
     """Atoms of ``prototype`` with one symbol per site (see :data:`PROTOTYPES`), edge ``a`` Å.
 

@@ -15,6 +15,7 @@ import numpy as np
 from .. import eos
 from ..store import atomic_path, read_json, write_json
 from .layout import HISTORY
+from .references import Reference, disagreement, references
 from .settings import DATASET_NAME, DATASET_VERSION, DFTSettings, protocol_version, unconverged_reason
 
 
@@ -78,19 +79,25 @@ def _fit_points(record: dict) -> tuple[np.ndarray, np.ndarray]:
     return v[used], e[used]
 
 
-def label_reliability(record: dict, settings: DFTSettings = DFTSettings()) -> tuple[str, str]:
-    """(``ok`` | ``uncertain``, reason) of a record's labels (:func:`leanecd.eos.reliability`)."""
+def label_reliability(record: dict, settings: DFTSettings = DFTSettings(),
+                      refs: list[Reference] = ()) -> tuple[str, str]:
+    """(``ok`` | ``uncertain``, reason) of a record's labels (:func:`leanecd.eos.reliability`); also
+    ``uncertain`` when they miss the targets against a GPAW-PBE reference in ``refs``
+    (:func:`leanecd.dft.references.disagreement`)."""
     v, e = _fit_points(record)
     unc = eos.uncertainty(v, e)
-    return eos.reliability(record["bulk_modulus_prime"], record["fit_rms_meV_per_atom"], unc,
-                           record["bulk_modulus_GPa"], unconverged_reason(record, settings))
+    flag, why = eos.reliability(record["bulk_modulus_prime"], record["fit_rms_meV_per_atom"], unc,
+                                record["bulk_modulus_GPa"], unconverged_reason(record, settings))
+    off = disagreement(record, list(refs))
+    return ("uncertain", "; ".join(w for w in (why, off) if w)) if off else (flag, why)
 
 
-def label_row(record: dict) -> dict:
-    """One row of ``labels.csv`` (:data:`LABEL_COLUMNS`) from a record."""
+def label_row(record: dict, refs: list[Reference] = ()) -> dict:
+    """One row of ``labels.csv`` (:data:`LABEL_COLUMNS`) from a record; ``refs``: the independent
+    references its flag is checked against (:func:`label_reliability`)."""
     v, e = _fit_points(record)
     unc = eos.uncertainty(v, e)
-    flag, why = label_reliability(record)
+    flag, why = label_reliability(record, refs=refs)
     return {**record, "protocol": protocol_version(record), "scan_offset": scan_offset(record),
             "bulk_modulus_uncertainty_GPa": unc.b_spread_GPa, "a0_uncertainty_A": unc.a0_spread * record["a0_A"],
             "reliability": flag, "reliability_reason": why, "eos_points": len(v),
@@ -103,12 +110,13 @@ def write_labels(out: str | os.PathLike) -> Path:
     SHA-256 of every file in ``dataset.json``."""
     out = Path(out)
     rows = [read_json(p) for p in sorted((out / "records").glob("*.json"))]
+    refs = references(out.parent)
     with atomic_path(out / "labels.csv") as tmp:
         with open(tmp, "w", newline="") as fh:
             w = csv.DictWriter(fh, fieldnames=LABEL_COLUMNS, extrasaction="ignore")
             w.writeheader()
             for r in rows:
-                w.writerow(label_row(r))  # full precision
+                w.writerow(label_row(r, refs))  # full precision
     write_dataset_json(out)
     return out / "labels.csv"
 
