@@ -47,7 +47,8 @@ chemistry and magnetism, the protocol's versions), :mod:`~leanecd.dft.compounds`
 candidates, computing order and costs, first guesses), :mod:`~leanecd.dft.scf` (one SCF),
 :mod:`~leanecd.dft.protocol` (steps 2–4), :mod:`~leanecd.dft.batch` (step 5, the plans and the
 batch), :mod:`~leanecd.dft.layout` (the directory's files), :mod:`~leanecd.dft.labels`
-(``labels.csv``, ``dataset.json``) and :mod:`~leanecd.dft.cli` (``leanecd-dft``).
+(``labels.csv``, ``dataset.json``), :mod:`~leanecd.dft.references` (independent references
+of the labels) and :mod:`~leanecd.dft.cli` (``leanecd-dft``).
 """
 
 from __future__ import annotations
