@@ -160,6 +160,7 @@ def test_validation_table_measures_each_label_against_its_reference(tmp_path):
     assert list(df["id"]) == ["Cu-fcc"]
     row = df.iloc[0]
     assert row["dB_%"] == pytest.approx(6.0) and abs(row["da0_%"]) < 1e-9 and not row["within"]
+    assert "| Δ-project WIEN2k | no | 1 | 0 | Cu-fcc (B +6.0 %, a₀ +0.00 %) |" in card._validation_md(df)
     write_json(tmp_path / "embedded" / "records" / "Cu-fcc.json", {**rec, "bulk_modulus_GPa": b * 1.04})
     assert bool(card.validation_table(tmp_path / "embedded").iloc[0]["within"])
 
