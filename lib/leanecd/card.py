@@ -224,8 +224,8 @@ def convergence_table(root: str | os.PathLike = "data/convergence") -> pd.DataFr
                "a0_A": np.nan, "B_GPa": np.nan, "Bprime": np.nan, "E0_eV_atom": np.nan,
                "cpu_s": float(r.get("cpu_s", np.nan))}
         if f is not None:
-            row.update(a0_A=(f.v0 * cells_per_cube(r["id"].split("-", 1)[1])) ** (1 / 3), B_GPa=f.b, Bprime=f.bprime,
-                       E0_eV_atom=f.e0 / r["natoms"])
+            a0 = (f.v0 * cells_per_cube(r["id"].split("-", 1)[1])) ** (1 / 3)
+            row.update(a0_A=a0, B_GPa=f.b, Bprime=f.bprime, E0_eV_atom=f.e0 / r["natoms"])
         rows.append(row)
     df = pd.DataFrame(rows, columns=CONVERGENCE_COLUMNS[:11])
     df["reference"] = df["reference"].astype(bool)
@@ -256,8 +256,6 @@ def _convergence_md(df) -> str:
                      f"{num(r['dB_%'], '+.2f')} | {num(r['da0_%'], '+.3f')} | {num(r['dE_meV_atom'], '+.1f')} | "
                      f"{num(r['cpu_s'], '.0f')} |")
     return "\n".join(lines)
-
-
 
 
 def validation_table(root: str | os.PathLike = "data/embedded",
