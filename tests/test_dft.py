@@ -3,6 +3,7 @@ a real end-to-end GPAW run, validation against known PBE values, resumability.""
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import signal
@@ -615,6 +616,55 @@ def test_a_failed_recomputation_leaves_the_earlier_record_in_place(tmp_path, mon
     fail = json.loads((tmp_path / "history" / f"Al-fcc@{dft.DATASET_VERSION}-failed.json").read_text())
     assert fail["supersedes"] == "0.6.2" and not (tmp_path / "failures").exists()
     assert dft.run_one(entry, tmp_path, dft.DFTSettings())["status"] == "skipped"
+
+
+def test_a_failed_magnetic_recomputation_is_flagged_listed_and_retried(tmp_path, monkeypatch):
+    """Fe2TiSi stored under 0.6.2 whose recomputation fails: its record stays, flagged with the
+    failure; recompute_plan drops it and retry_plan retries the recomputation from the
+    antiferromagnetic start; a failed retry is kept beside the first failure, a working one stores
+    the compound under this protocol and says how it started."""
+    from leanecd import card
+    from leanecd.data import load_dataset
+
+    _synthetic_bm(monkeypatch, v0=5.7**3 / 4, bp=8.0)
+    rec, fld = dft.compute_compound("heusler", ("Ti", "Si", "Fe", "Fe"), dft.SETTINGS_062)
+    _store(tmp_path, rec, fld)
+    cid = rec["id"]
+    [entry] = dft.recompute_plan(tmp_path)  # B′ = 8: an uncertain label
+
+    def broken(*args, **kwargs):
+        raise DFTError("SCF failed at a = 5.7 Å (synthetic)")
+
+    monkeypatch.setattr(protocol, "scf_energy", broken)
+    assert dft.run_one(entry, tmp_path, dft.DFTSettings())["status"] == "failed"
+    first = (tmp_path / "history" / f"{cid}@{dft.DATASET_VERSION}-failed.json").read_bytes()
+    assert dft.recompute_plan(tmp_path) == []
+    [retry] = dft.retry_plan(tmp_path)
+    assert retry["retry"] == "antiferro" and "synthetic" in retry["recompute"]
+    dft.write_labels(tmp_path)
+    row = next(csv.DictReader(open(tmp_path / "labels.csv")))
+    assert row["reliability"] == "uncertain" and "recomputation under protocol" in row["reliability_reason"]
+    assert load_dataset(tmp_path).table.at[cid, "reliability_reason"] == row["reliability_reason"]
+    status = card.failure_status(tmp_path).to_dict("records")
+    assert status == [{"id": cid, "reason": "recomputation (0.6.2 record kept): SCF failed at a = 5.7 Å (synthetic)",
+                       "retry": "antiferro", "retry_result": "not run"}]
+
+    assert dft.run_one(retry, tmp_path, dft.DFTSettings())["status"] == "failed"
+    assert (tmp_path / "history" / f"{cid}@{dft.DATASET_VERSION}-failed.json").read_bytes() == first
+    again = json.loads((tmp_path / "history" / f"{cid}@{dft.DATASET_VERSION}-antiferro-failed.json").read_text())
+    assert again["start"] == "antiferro" and again["supersedes"] == "0.6.2"
+    assert card.failure_status(tmp_path)["retry_result"].tolist() == ["failed: SCF failed at a = 5.7 Å (synthetic)"]
+    assert dft.run_one(retry, tmp_path, dft.DFTSettings())["status"] == "skipped"
+
+    (tmp_path / "history" / f"{cid}@{dft.DATASET_VERSION}-antiferro-failed.json").unlink()
+    _synthetic_bm(monkeypatch, v0=5.7**3 / 4)
+    assert dft.run_one(retry, tmp_path, dft.DFTSettings())["status"] == "ok"
+    new = json.loads((tmp_path / "records" / f"{cid}.json").read_text())
+    assert new["protocol"] == dft.DATASET_VERSION and new["settings"]["antiferro"] and new["start"] == "antiferro"
+    assert "synthetic" in new["retried_failure"] and dft.retry_plan(tmp_path) == []
+    assert dft.run_one(retry, tmp_path, dft.DFTSettings())["status"] == "skipped"
+    dft.write_labels(tmp_path)
+    assert "recomputation" not in next(csv.DictReader(open(tmp_path / "labels.csv")))["reliability_reason"]
 
 
 def test_settings_per_chemistry_and_magnetism_by_rule(monkeypatch):

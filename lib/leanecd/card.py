@@ -38,7 +38,7 @@ from .dft import (
     scan_offset,
 )
 from .dft.compounds import cells_per_cube
-from .dft.layout import is_done
+from .dft.layout import is_done, recompute_failure
 from .dft.references import VALIDATION_TARGETS, Reference, deviation, references
 from .store import atomic_path, read_json
 
@@ -283,7 +283,8 @@ def validation_table(root: str | os.PathLike = "data/embedded",
         rows.append({"id": ref.id, "reference": ref.source, "protocol": protocol_version(rec), "a0_A": rec["a0_A"],
                      "ref_a0_A": ref.a0_A, "da0_%": 100 * da, "B_GPa": rec["bulk_modulus_GPa"],
                      "ref_B_GPa": ref.B_GPa, "dB_%": 100 * db, "within": within, "gpaw": ref.gpaw,
-                     "reliability": label_reliability(rec, refs=independent)[0]})
+                     "reliability": label_reliability(rec, refs=independent,
+                                                      failure=recompute_failure(root, rec))[0]})
     return pd.DataFrame(rows, columns=["id", "reference", "protocol", "a0_A", "ref_a0_A", "da0_%", "B_GPa",
                                        "ref_B_GPa", "dB_%", "within", "gpaw", "reliability"])
 
@@ -322,12 +323,16 @@ def spin_probes(root: str | os.PathLike = "data/embedded") -> pd.DataFrame:
 def failure_status(root: str | os.PathLike = "data/embedded") -> pd.DataFrame:
     """Every compound that failed a gate, with the first reason and what its retry did: ``retry``
     (the start tried, or the start :func:`leanecd.dft.retry_plan` would try), ``retry_result``
-    (``stored`` when the retry gave a record, ``failed: <reason>``, or ``not run``)."""
+    (``stored`` when the retry gave a record, ``failed: <reason>``, or ``not run``). A stored
+    compound whose recomputation under this protocol failed is listed too: its earlier record stays."""
     root = Path(root)
     planned = {e["id"]: e["retry"] for e in retry_plan(root)}
+    failed = [read_json(p) for p in sorted((root / "failures").glob("*.json"))]
+    for p in sorted((root / "records").glob("*.json")):
+        if (f := recompute_failure(root, read_json(p))) is not None:
+            failed.append({**f, "reason": f"recomputation ({f.get('supersedes')} record kept): {f.get('reason', '')}"})
     rows = []
-    for p in sorted((root / "failures").glob("*.json")):
-        f = read_json(p)
+    for f in failed:
         start = planned.get(f["id"])
         tried = root / HISTORY / f"{f['id']}@{DATASET_VERSION}-{start}-failed.json"
         result = f"failed: {read_json(tried)['reason']}" if start and tried.exists() else "not run"

@@ -17,7 +17,7 @@ from ..errors import DFTError
 from ..store import read_json, save_field, write_json
 from .compounds import PROTOTYPES, atoms_from_dict, expected_core_s, plan
 from .labels import label_reliability, write_dataset_json, write_labels
-from .layout import HISTORY, PROBES, done_ids, is_done
+from .layout import HISTORY, PROBES, done_ids, is_done, recompute_failure
 from .protocol import compute_compound, compute_structure, recompute_compound, spin_probe
 from .settings import (
     DATASET_VERSION,
@@ -34,26 +34,40 @@ RETRY_STARTS = {"antiferro": {"antiferro": True}, "low-moment": {"moment_scale":
 
 
 def retry_plan(out: str | os.PathLike = "data/embedded", settings: DFTSettings = DFTSettings()) -> list[dict]:
-    """Failed prototype compounds to try again: those with a magnetic candidate from another magnetic
-    start (antiferromagnetic where the cell holds two or more magnetic atoms, else a lower-moment,
-    0.3 ×, ferromagnetic start), the others holding a hard element at the converged cut-off of
-    ``settings`` ("converged-settings"). Cheapest kind first."""
+    """Failed prototype compounds to try again (:func:`retry_start`): those in ``failures/``, and
+    the stored ones whose recomputation under this protocol failed (:func:`recompute_failure`; the
+    retry recomputes them). Cheapest kind first."""
+    out = Path(out)
     todo = []
-    for p in sorted((Path(out) / "failures").glob("*.json")):
+    for p in sorted((out / "failures").glob("*.json")):
         f = read_json(p)
         sp = f.get("species")
-        if f.get("prototype") not in PROTOTYPES or not sp:
-            continue
-        if is_magnetic_candidate(sp, settings.spin_rule):
-            n_mag = sum(m > 0 for m in initial_moments(sp, settings.spin_rule))
-            start = "antiferro" if n_mag >= 2 else "low-moment"
-        elif settings.hard_ecut_eV and set(sp) & set(settings.hard_elements):
-            start = "converged-settings"
-        else:
+        if f.get("prototype") not in PROTOTYPES or not sp or not (start := retry_start(sp, settings)):
             continue
         todo.append((expected_core_s(f["prototype"], tuple(sp)), f["id"],
                      {"id": f["id"], "prototype": f["prototype"], "species": sp, "retry": start}))
+    for p in sorted((out / "records").glob("*.json")):
+        r = read_json(p)
+        failed = recompute_failure(out, r) if r.get("prototype") in PROTOTYPES else None
+        if failed is None or not is_magnetic_candidate(r["species"], settings.spin_rule):
+            continue  # a non-magnetic one already ran at the converged settings: no other start
+        todo.append((expected_core_s(r["prototype"], tuple(r["species"])), r["id"],
+                     {"id": r["id"], "prototype": r["prototype"], "species": r["species"],
+                      "retry": retry_start(r["species"], settings),
+                      "recompute": f"retry of the failed recomputation ({failed['reason']})"}))
     return [e for *_, e in sorted(todo, key=lambda t: t[:2])]
+
+
+def retry_start(species, settings: DFTSettings = DFTSettings()) -> str | None:
+    """The start a failed compound is retried from (:data:`RETRY_STARTS`): with a magnetic candidate,
+    antiferromagnetic where the cell holds two or more magnetic atoms, else a lower-moment (0.3 ×)
+    ferromagnetic start; with a hard element, the converged cut-off of ``settings``; else None."""
+    if is_magnetic_candidate(species, settings.spin_rule):
+        n_mag = sum(m > 0 for m in initial_moments(species, settings.spin_rule))
+        return "antiferro" if n_mag >= 2 else "low-moment"
+    if settings.hard_ecut_eV and set(species) & set(settings.hard_elements):
+        return "converged-settings"
+    return None
 
 
 def probe_plan(out: str | os.PathLike = "data/embedded", settings: DFTSettings = DFTSettings()) -> list[dict]:
@@ -90,8 +104,9 @@ def recompute_plan(out: str | os.PathLike = "data/embedded", settings: DFTSettin
     todo = []
     for p in sorted((out / "records").glob("*.json")):
         r = read_json(p)
-        if protocol_version(r) == DATASET_VERSION or r.get("prototype", "given") not in PROTOTYPES:
-            continue
+        if (protocol_version(r) == DATASET_VERSION or r.get("prototype", "given") not in PROTOTYPES
+                or recompute_failure(out, r)):
+            continue  # done, not a prototype compound, or failed under this protocol (retry_plan's)
         unconverged = unconverged_reason(r, settings)
         flag, why = label_reliability(r, settings)
         probe = out / PROBES / f"{r['id']}@{DATASET_VERSION}.json"
@@ -191,10 +206,11 @@ def _run_one_claimed(entry: dict, out: Path, settings: DFTSettings, t0: float) -
                 "protocol": DATASET_VERSION}
         if old is not None:  # the earlier record stays; the failure is kept beside it
             fail["supersedes"] = protocol_version(old)
-            write_json(out / HISTORY / f"{cid}@{DATASET_VERSION}-failed.json", fail)
-        elif entry.get("retry"):  # the first failure stays in failures/; this one beside the history
+        if entry.get("retry"):  # the first failure stays where it is; this one beside the history
             fail["start"] = entry["retry"]
             write_json(out / HISTORY / f"{cid}@{DATASET_VERSION}-{entry['retry']}-failed.json", fail)
+        elif old is not None:
+            write_json(out / HISTORY / f"{cid}@{DATASET_VERSION}-failed.json", fail)
         else:
             write_json(out / "failures" / f"{cid}.json", fail)
         return fail
@@ -204,6 +220,8 @@ def _run_one_claimed(entry: dict, out: Path, settings: DFTSettings, t0: float) -
             earlier = read_json(first)
             record["start"], record["retried_failure"] = entry["retry"], earlier.get("reason")
             write_json(out / HISTORY / f"{cid}@{earlier.get('protocol') or '0.1.0'}-failed.json", earlier)
+        elif old is not None and (earlier := recompute_failure(out, old)):  # already in history/
+            record["start"], record["retried_failure"] = entry["retry"], earlier.get("reason")
     if old is None:
         save_field(out / "fields" / f"{cid}.npz", fld)
     else:  # append only: a new field file, the earlier record kept in history/ before it is replaced

@@ -14,7 +14,7 @@ import numpy as np
 
 from .. import eos
 from ..store import atomic_path, read_json, write_json
-from .layout import HISTORY
+from .layout import HISTORY, recompute_failure
 from .references import Reference, disagreement, references
 from .settings import DATASET_NAME, DATASET_VERSION, DFTSettings, protocol_version, unconverged_reason
 
@@ -80,24 +80,27 @@ def _fit_points(record: dict) -> tuple[np.ndarray, np.ndarray]:
 
 
 def label_reliability(record: dict, settings: DFTSettings = DFTSettings(),
-                      refs: list[Reference] = ()) -> tuple[str, str]:
+                      refs: list[Reference] = (), failure: dict | None = None) -> tuple[str, str]:
     """(``ok`` | ``uncertain``, reason) of a record's labels (:func:`leanecd.eos.reliability`); also
     ``uncertain`` when they miss the targets against a GPAW-PBE reference in ``refs``
-    (:func:`leanecd.dft.references.disagreement`)."""
+    (:func:`leanecd.dft.references.disagreement`) or when ``failure``, their recomputation under
+    this protocol (:func:`leanecd.dft.layout.recompute_failure`), failed."""
     v, e = _fit_points(record)
     unc = eos.uncertainty(v, e)
     flag, why = eos.reliability(record["bulk_modulus_prime"], record["fit_rms_meV_per_atom"], unc,
                                 record["bulk_modulus_GPa"], unconverged_reason(record, settings))
     off = disagreement(record, list(refs))
-    return ("uncertain", "; ".join(w for w in (why, off) if w)) if off else (flag, why)
+    failed = f"its recomputation under protocol {DATASET_VERSION} failed: {failure['reason']}" if failure else ""
+    return ("uncertain", "; ".join(w for w in (why, off, failed) if w)) if off or failed else (flag, why)
 
 
-def label_row(record: dict, refs: list[Reference] = ()) -> dict:
-    """One row of ``labels.csv`` (:data:`LABEL_COLUMNS`) from a record; ``refs``: the independent
-    references its flag is checked against (:func:`label_reliability`)."""
+def label_row(record: dict, refs: list[Reference] = (), failure: dict | None = None) -> dict:
+    """One row of ``labels.csv`` (:data:`LABEL_COLUMNS`) from a record; ``refs`` and ``failure``:
+    the independent references and the failed recomputation its flag is checked against
+    (:func:`label_reliability`)."""
     v, e = _fit_points(record)
     unc = eos.uncertainty(v, e)
-    flag, why = label_reliability(record, refs=refs)
+    flag, why = label_reliability(record, refs=refs, failure=failure)
     return {**record, "protocol": protocol_version(record), "scan_offset": scan_offset(record),
             "bulk_modulus_uncertainty_GPa": unc.b_spread_GPa, "a0_uncertainty_A": unc.a0_spread * record["a0_A"],
             "reliability": flag, "reliability_reason": why, "eos_points": len(v),
@@ -116,7 +119,7 @@ def write_labels(out: str | os.PathLike) -> Path:
             w = csv.DictWriter(fh, fieldnames=LABEL_COLUMNS, extrasaction="ignore")
             w.writeheader()
             for r in rows:
-                w.writerow(label_row(r, refs))  # full precision
+                w.writerow(label_row(r, refs, recompute_failure(out, r)))  # full precision
     write_dataset_json(out)
     return out / "labels.csv"
 

@@ -25,11 +25,16 @@ def done_ids(out: Path) -> set[str]:
 
 def is_done(out: Path, entry: dict) -> bool:
     """Whether ``entry`` needs no more work in ``out``: a new compound with a record or a
-    failure; a recomputation (``entry["recompute"]``) with a record or failure at this protocol."""
+    failure; a recomputation (``entry["recompute"]``) with a record or failure at this protocol;
+    a retry (``entry["retry"]``) with a record (of this protocol, for a recomputation) or its failure."""
     cid = entry["id"]
     rec_path = out / "records" / f"{cid}.json"
     if entry.get("retry"):
-        return rec_path.exists() or (out / HISTORY / f"{cid}@{DATASET_VERSION}-{entry['retry']}-failed.json").exists()
+        if (out / HISTORY / f"{cid}@{DATASET_VERSION}-{entry['retry']}-failed.json").exists():
+            return True
+        if entry.get("recompute"):  # a failed recomputation's retry: done once the record is of this protocol
+            return rec_path.exists() and protocol_version(read_json(rec_path)) == DATASET_VERSION
+        return rec_path.exists()
     if entry.get("probe"):
         return ((out / PROBES / f"{cid}@{DATASET_VERSION}.json").exists()
                 or (out / HISTORY / f"{cid}@{DATASET_VERSION}-probe-failed.json").exists())
@@ -38,3 +43,12 @@ def is_done(out: Path, entry: dict) -> bool:
     if (out / HISTORY / f"{cid}@{DATASET_VERSION}-failed.json").exists():
         return True
     return rec_path.exists() and protocol_version(read_json(rec_path)) == DATASET_VERSION
+
+
+def recompute_failure(out: Path, record: dict) -> dict | None:
+    """The failure of ``record``'s recomputation under this protocol
+    (``history/<id>@<protocol>-failed.json``), or None: none was tried, or it was stored."""
+    path = Path(out) / HISTORY / f"{record['id']}@{DATASET_VERSION}-failed.json"
+    if protocol_version(record) == DATASET_VERSION or not path.exists():
+        return None
+    return read_json(path)
