@@ -4,6 +4,7 @@ a real end-to-end GPAW run, validation against known PBE values, resumability.""
 from __future__ import annotations
 
 import csv
+import itertools
 import json
 import os
 import signal
@@ -653,6 +654,7 @@ def test_a_failed_magnetic_recomputation_is_flagged_listed_and_retried(tmp_path,
     assert (tmp_path / "history" / f"{cid}@{dft.DATASET_VERSION}-failed.json").read_bytes() == first
     again = json.loads((tmp_path / "history" / f"{cid}@{dft.DATASET_VERSION}-antiferro-failed.json").read_text())
     assert again["start"] == "antiferro" and again["supersedes"] == "0.6.2"
+    assert again["start_moments_muB"] == [1.0, 0.0, -3.0, -3.0]  # ferrimagnetic: Ti against the two Fe
     assert card.failure_status(tmp_path)["retry_result"].tolist() == ["failed: SCF failed at a = 5.7 Å (synthetic)"]
     assert dft.run_one(retry, tmp_path, dft.DFTSettings())["status"] == "skipped"
 
@@ -661,6 +663,7 @@ def test_a_failed_magnetic_recomputation_is_flagged_listed_and_retried(tmp_path,
     assert dft.run_one(retry, tmp_path, dft.DFTSettings())["status"] == "ok"
     new = json.loads((tmp_path / "records" / f"{cid}.json").read_text())
     assert new["protocol"] == dft.DATASET_VERSION and new["settings"]["antiferro"] and new["start"] == "antiferro"
+    assert new["start_moments_muB"] == again["start_moments_muB"]
     assert "synthetic" in new["retried_failure"] and dft.retry_plan(tmp_path) == []
     assert dft.run_one(retry, tmp_path, dft.DFTSettings())["status"] == "skipped"
     dft.write_labels(tmp_path)
@@ -708,11 +711,44 @@ def test_recompute_plan_takes_hard_and_flagged_compounds_binaries_first():
     assert all(e["kind"] == "settings" for e in todo if len(e["species"]) == 1)  # elements: the k density
 
 
-def test_starting_moments_by_rule_scale_and_antiferro():
+def test_starting_moments_by_rule_and_scale():
     assert dft.initial_moments(["Mn", "Al", "Cu", "Cu"], "list") == [3.0, 0.0, 0.0, 0.0]
-    assert dft.initial_moments(["Al", "Si", "Fe", "Fe"], antiferro=True) == [0.0, 0.0, 3.0, -3.0]
-    assert dft.initial_moments(["C", "Mn", "Mn", "Mn"], antiferro=True, scale=0.5) == [0.0, 1.5, -1.5, 1.5]
-    assert dft.initial_moments(["Ni", "F"], antiferro=True) == [1.0, 0.0]  # one magnetic atom: stays ferromagnetic
+    assert dft.initial_moments(["Zn", "C", "Mn", "Mn", "Mn"], scale=0.5) == [0.0, 0.0, 1.5, 1.5, 1.5]
+
+
+def _point_group_kept(atoms, moments) -> bool:
+    """spglib's magnetic symmetry: the start keeps every operation of the spin-paired crystal, some
+    with time reversal (then the charge density keeps its point group)."""
+    import spglib
+
+    cell = (atoms.cell[:], atoms.get_scaled_positions(), atoms.numbers)
+    n_ops = len(spglib.get_symmetry(cell, symprec=1e-4)["rotations"])
+    return len(spglib.get_magnetic_symmetry((*cell, moments), symprec=1e-4)["rotations"]) == n_ops
+
+
+@pytest.mark.parametrize("prototype, species, expected", [
+    ("heusler", ("Al", "Si", "Fe", "Fe"), [0.0, 0.0, 3.0, -3.0]),  # the two Fe swap under inversion
+    ("heusler", ("Ti", "Si", "Fe", "Fe"), [1.0, 0.0, -3.0, -3.0]),  # Ti +, Fe −, Fe + would not: ferrimagnetic
+    ("heusler", ("Mn", "Cr", "Fe", "Fe"), [3.0, 3.0, -3.0, -3.0]),  # of three that keep it, the smallest net moment
+    ("inverse-heusler", ("Cr", "Cr", "Cu", "In"), [3.0, -3.0, 0.0, 0.0]),  # two inequivalent Cr
+    ("quaternary-heusler", ("Ga", "Ti", "Co", "Fe"), [0.0, 1.0, -2.0, 3.0]),
+    ("antiperovskite", ("Zn", "C", "Mn", "Mn", "Mn"), None),  # three equivalent Mn: no up-down split is cubic
+    ("perovskite", ("K", "Mn", "F", "F", "F"), None),  # one magnetic atom
+])
+def test_an_antiferromagnetic_start_keeps_the_crystal_symmetry(prototype, species, expected):
+    atoms = dft.build_atoms(prototype, species, 5.0)
+    ferro = dft.initial_moments(species)
+    start = dft.antiferro_moments(atoms, ferro)
+    assert start == expected
+    if start is not None:
+        assert _point_group_kept(atoms, start) and np.allclose(np.abs(start), ferro)
+    else:  # brute force: every up-down split of the magnetic atoms breaks the point group
+        mag = [i for i, m in enumerate(ferro) if m]
+        for signs in itertools.product((1, -1), repeat=len(mag) - 1):
+            trial = np.array(ferro)
+            trial[mag[1:]] *= signs
+            assert all(s > 0 for s in signs) or not _point_group_kept(atoms, trial.tolist())
+    assert batch.retry_start(prototype, species) == ("antiferro" if expected else "low-moment")
 
 
 def _store(tmp_path, rec, fld, protocol="0.6.2"):
