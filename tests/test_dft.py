@@ -711,6 +711,31 @@ def test_recompute_plan_takes_hard_and_flagged_compounds_binaries_first():
     assert all(e["kind"] == "settings" for e in todo if len(e["species"]) == 1)  # elements: the k density
 
 
+def test_a_scan_that_mixes_spin_paired_and_magnetic_points_is_flagged():
+    """A clean Birch–Murnaghan E(V) whose first two SCFs kept no local moment: the label is
+    uncertain, with the moments in the reason; all magnetic, the mixed point left out of the fit,
+    or a spin-paired scan: ok."""
+    from ase.eos import birchmurnaghan
+    from ase.units import GPa
+
+    from leanecd.dft.labels import magnetic_transition
+
+    vols = np.linspace(0.91, 1.09, 7) * 50.0
+    rec = {"id": "FeX-cscl", "a0_A": 50.0 ** (1 / 3), "bulk_modulus_GPa": 150.0, "bulk_modulus_prime": 4.5,
+           "eos_volumes_A3": vols.tolist(), "fit_rms_meV_per_atom": 0.0, "species": ["Fe", "Al"],
+           "eos_energies_eV": [birchmurnaghan(v, -8.0, 150.0 * GPa, 4.5, 50.0) for v in vols],
+           "protocol": dft.DATASET_VERSION, "settings": asdict(dft.DFTSettings()), "spin_polarized": True,
+           "eos_max_local_moments_muB": [0.0, 0.01, 1.2, 1.4, 1.6, 1.7, 1.8]}
+    flag, why = dft.label_reliability(rec)
+    assert flag == "uncertain" and why == magnetic_transition(rec) != ""
+    assert "5 of 7 magnetic, up to 1.80 μB" in why and "B′" not in why  # the fit itself is clean
+    assert dft.label_reliability({**rec, "eos_max_local_moments_muB": [1.0] * 7}) == ("ok", "")
+    two_left_out = {**rec, "eos_used": [False, False] + [True] * 5}
+    assert magnetic_transition(two_left_out) == ""
+    assert dft.label_reliability({**rec, "spin_polarized": False}) == ("ok", "")
+    assert dft.label_row(rec)["reliability_reason"] == why
+
+
 def test_starting_moments_by_rule_and_scale():
     assert dft.initial_moments(["Mn", "Al", "Cu", "Cu"], "list") == [3.0, 0.0, 0.0, 0.0]
     assert dft.initial_moments(["Zn", "C", "Mn", "Mn", "Mn"], scale=0.5) == [0.0, 0.0, 1.5, 1.5, 1.5]
