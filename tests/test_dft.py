@@ -4,6 +4,7 @@ a real end-to-end GPAW run, validation against known PBE values, resumability.""
 from __future__ import annotations
 
 import csv
+import itertools
 import json
 import os
 import signal
@@ -653,6 +654,7 @@ def test_a_failed_magnetic_recomputation_is_flagged_listed_and_retried(tmp_path,
     assert (tmp_path / "history" / f"{cid}@{dft.DATASET_VERSION}-failed.json").read_bytes() == first
     again = json.loads((tmp_path / "history" / f"{cid}@{dft.DATASET_VERSION}-antiferro-failed.json").read_text())
     assert again["start"] == "antiferro" and again["supersedes"] == "0.6.2"
+    assert again["start_moments_muB"] == [1.0, 0.0, -3.0, -3.0]  # ferrimagnetic: Ti against the two Fe
     assert card.failure_status(tmp_path)["retry_result"].tolist() == ["failed: SCF failed at a = 5.7 Å (synthetic)"]
     assert dft.run_one(retry, tmp_path, dft.DFTSettings())["status"] == "skipped"
 
@@ -661,6 +663,7 @@ def test_a_failed_magnetic_recomputation_is_flagged_listed_and_retried(tmp_path,
     assert dft.run_one(retry, tmp_path, dft.DFTSettings())["status"] == "ok"
     new = json.loads((tmp_path / "records" / f"{cid}.json").read_text())
     assert new["protocol"] == dft.DATASET_VERSION and new["settings"]["antiferro"] and new["start"] == "antiferro"
+    assert new["start_moments_muB"] == again["start_moments_muB"]
     assert "synthetic" in new["retried_failure"] and dft.retry_plan(tmp_path) == []
     assert dft.run_one(retry, tmp_path, dft.DFTSettings())["status"] == "skipped"
     dft.write_labels(tmp_path)
@@ -708,11 +711,69 @@ def test_recompute_plan_takes_hard_and_flagged_compounds_binaries_first():
     assert all(e["kind"] == "settings" for e in todo if len(e["species"]) == 1)  # elements: the k density
 
 
-def test_starting_moments_by_rule_scale_and_antiferro():
+def test_a_scan_that_mixes_spin_paired_and_magnetic_points_is_flagged():
+    """A clean Birch–Murnaghan E(V) whose first two SCFs kept no local moment: the label is
+    uncertain, with the moments in the reason; all magnetic, the mixed point left out of the fit,
+    or a spin-paired scan: ok."""
+    from ase.eos import birchmurnaghan
+    from ase.units import GPa
+
+    from leanecd.dft.labels import magnetic_transition
+
+    vols = np.linspace(0.91, 1.09, 7) * 50.0
+    rec = {"id": "FeX-cscl", "a0_A": 50.0 ** (1 / 3), "bulk_modulus_GPa": 150.0, "bulk_modulus_prime": 4.5,
+           "eos_volumes_A3": vols.tolist(), "fit_rms_meV_per_atom": 0.0, "species": ["Fe", "Al"],
+           "eos_energies_eV": [birchmurnaghan(v, -8.0, 150.0 * GPa, 4.5, 50.0) for v in vols],
+           "protocol": dft.DATASET_VERSION, "settings": asdict(dft.DFTSettings()), "spin_polarized": True,
+           "eos_max_local_moments_muB": [0.0, 0.01, 1.2, 1.4, 1.6, 1.7, 1.8]}
+    flag, why = dft.label_reliability(rec)
+    assert flag == "uncertain" and why == magnetic_transition(rec) != ""
+    assert "5 of 7 magnetic, up to 1.80 μB" in why and "B′" not in why  # the fit itself is clean
+    assert dft.label_reliability({**rec, "eos_max_local_moments_muB": [1.0] * 7}) == ("ok", "")
+    two_left_out = {**rec, "eos_used": [False, False] + [True] * 5}
+    assert magnetic_transition(two_left_out) == ""
+    assert dft.label_reliability({**rec, "spin_polarized": False}) == ("ok", "")
+    assert dft.label_row(rec)["reliability_reason"] == why
+
+
+def test_starting_moments_by_rule_and_scale():
     assert dft.initial_moments(["Mn", "Al", "Cu", "Cu"], "list") == [3.0, 0.0, 0.0, 0.0]
-    assert dft.initial_moments(["Al", "Si", "Fe", "Fe"], antiferro=True) == [0.0, 0.0, 3.0, -3.0]
-    assert dft.initial_moments(["C", "Mn", "Mn", "Mn"], antiferro=True, scale=0.5) == [0.0, 1.5, -1.5, 1.5]
-    assert dft.initial_moments(["Ni", "F"], antiferro=True) == [1.0, 0.0]  # one magnetic atom: stays ferromagnetic
+    assert dft.initial_moments(["Zn", "C", "Mn", "Mn", "Mn"], scale=0.5) == [0.0, 0.0, 1.5, 1.5, 1.5]
+
+
+def _point_group_kept(atoms, moments) -> bool:
+    """spglib's magnetic symmetry: the start keeps every operation of the spin-paired crystal, some
+    with time reversal (then the charge density keeps its point group)."""
+    import spglib
+
+    cell = (atoms.cell[:], atoms.get_scaled_positions(), atoms.numbers)
+    n_ops = len(spglib.get_symmetry(cell, symprec=1e-4)["rotations"])
+    return len(spglib.get_magnetic_symmetry((*cell, moments), symprec=1e-4)["rotations"]) == n_ops
+
+
+@pytest.mark.parametrize("prototype, species, expected", [
+    ("heusler", ("Al", "Si", "Fe", "Fe"), [0.0, 0.0, 3.0, -3.0]),  # the two Fe swap under inversion
+    ("heusler", ("Ti", "Si", "Fe", "Fe"), [1.0, 0.0, -3.0, -3.0]),  # Ti +, Fe −, Fe + would not: ferrimagnetic
+    ("heusler", ("Mn", "Cr", "Fe", "Fe"), [3.0, 3.0, -3.0, -3.0]),  # of three that keep it, the smallest net moment
+    ("inverse-heusler", ("Cr", "Cr", "Cu", "In"), [3.0, -3.0, 0.0, 0.0]),  # two inequivalent Cr
+    ("quaternary-heusler", ("Ga", "Ti", "Co", "Fe"), [0.0, 1.0, -2.0, 3.0]),
+    ("antiperovskite", ("Zn", "C", "Mn", "Mn", "Mn"), None),  # three equivalent Mn: no up-down split is cubic
+    ("perovskite", ("K", "Mn", "F", "F", "F"), None),  # one magnetic atom
+])
+def test_an_antiferromagnetic_start_keeps_the_crystal_symmetry(prototype, species, expected):
+    atoms = dft.build_atoms(prototype, species, 5.0)
+    ferro = dft.initial_moments(species)
+    start = dft.antiferro_moments(atoms, ferro)
+    assert start == expected
+    if start is not None:
+        assert _point_group_kept(atoms, start) and np.allclose(np.abs(start), ferro)
+    else:  # brute force: every up-down split of the magnetic atoms breaks the point group
+        mag = [i for i, m in enumerate(ferro) if m]
+        for signs in itertools.product((1, -1), repeat=len(mag) - 1):
+            trial = np.array(ferro)
+            trial[mag[1:]] *= signs
+            assert all(s > 0 for s in signs) or not _point_group_kept(atoms, trial.tolist())
+    assert batch.retry_start(prototype, species) == ("antiferro" if expected else "low-moment")
 
 
 def _store(tmp_path, rec, fld, protocol="0.6.2"):

@@ -194,7 +194,8 @@ def _reliability_rule() -> str:
     lo, hi = eos.BPRIME_RANGE
     return (f"B′ outside [{lo}, {hi}], a fit residual above {eos.MAX_RESIDUAL_MEV} meV/atom, or a refit "
             f"without one E(V) point or with B′ = 4 that moves B by more than {eos.MAX_B_SPREAD:.0%} or a₀ by "
-            f"more than {eos.MAX_A_SPREAD:.1%}; where the convergence study (below) finds the settings not "
+            f"more than {eos.MAX_A_SPREAD:.1%}; where the E(V) points mix spin-paired and magnetic SCFs "
+            f"(`leanecd.dft.labels.magnetic_transition`); where the convergence study (below) finds the settings not "
             f"converged for the compound's kind; or where B or a₀ misses the validation targets (B "
             f"{VALIDATION_TARGETS['B']:.0%}, a₀ {VALIDATION_TARGETS['a0']:.1%}) against an independent reference "
             f"computed with GPAW-PBE (below)")

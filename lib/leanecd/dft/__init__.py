@@ -93,6 +93,7 @@ from .labels import (
 )
 from .layout import HISTORY, PROBES
 from .protocol import compute_compound, compute_structure, recompute_compound, scan_energies, spin_probe
+from .scf import antiferro_moments
 from .settings import (
     DATASET_NAME,
     DATASET_VERSION,
@@ -113,8 +114,8 @@ __all__ = [
     "DATASET_NAME", "DATASET_VERSION", "GROUP", "GUESS_SCALE", "HISTORY", "LABEL_COLUMNS", "MAGNETIC",
     "MEASURED_CORE_S", "OPEN_SHELL", "OPEN_SHELL_MOMENT", "PAPER_COMPOSITION", "PROBES", "PROBE_REASON",
     "PROTOCOL_VERSIONS", "PROTOTYPES", "RETRY_STARTS", "SETTINGS_062", "STOP_FILE", "DFTSettings", "Prototype",
-    "atoms_from_dict", "atoms_to_dict", "build_atoms", "candidate_compounds", "compound_id", "compute_compound",
-    "compute_structure", "cost_weight", "expected_core_s", "file_hashes", "guess_lattice_constant",
+    "antiferro_moments", "atoms_from_dict", "atoms_to_dict", "build_atoms", "candidate_compounds", "compound_id",
+    "compute_compound", "compute_structure", "cost_weight", "expected_core_s", "file_hashes", "guess_lattice_constant",
     "initial_moments", "is_magnetic_candidate", "label_reliability", "label_row", "main", "plan", "probe_plan",
     "protocol_version", "recompute_compound", "recompute_plan", "request_stop", "retry_plan", "run_batch",
     "run_one", "scan_energies", "scan_offset", "spin_decision", "spin_probe", "unconverged_reason",

@@ -15,10 +15,11 @@ from tqdm.auto import tqdm
 
 from ..errors import DFTError
 from ..store import read_json, save_field, write_json
-from .compounds import PROTOTYPES, atoms_from_dict, expected_core_s, plan
+from .compounds import PROTOTYPES, atoms_from_dict, build_atoms, expected_core_s, plan
 from .labels import label_reliability, write_dataset_json, write_labels
 from .layout import HISTORY, PROBES, done_ids, is_done, recompute_failure
 from .protocol import compute_compound, compute_structure, recompute_compound, spin_probe
+from .scf import antiferro_moments, starting_moments
 from .settings import (
     DATASET_VERSION,
     DFTSettings,
@@ -42,7 +43,7 @@ def retry_plan(out: str | os.PathLike = "data/embedded", settings: DFTSettings =
     for p in sorted((out / "failures").glob("*.json")):
         f = read_json(p)
         sp = f.get("species")
-        if f.get("prototype") not in PROTOTYPES or not sp or not (start := retry_start(sp, settings)):
+        if f.get("prototype") not in PROTOTYPES or not sp or not (start := retry_start(f["prototype"], sp, settings)):
             continue
         todo.append((expected_core_s(f["prototype"], tuple(sp)), f["id"],
                      {"id": f["id"], "prototype": f["prototype"], "species": sp, "retry": start}))
@@ -53,18 +54,20 @@ def retry_plan(out: str | os.PathLike = "data/embedded", settings: DFTSettings =
             continue  # a non-magnetic one already ran at the converged settings: no other start
         todo.append((expected_core_s(r["prototype"], tuple(r["species"])), r["id"],
                      {"id": r["id"], "prototype": r["prototype"], "species": r["species"],
-                      "retry": retry_start(r["species"], settings),
+                      "retry": retry_start(r["prototype"], r["species"], settings),
                       "recompute": f"retry of the failed recomputation ({failed['reason']})"}))
     return [e for *_, e in sorted(todo, key=lambda t: t[:2])]
 
 
-def retry_start(species, settings: DFTSettings = DFTSettings()) -> str | None:
+def retry_start(prototype: str, species, settings: DFTSettings = DFTSettings()) -> str | None:
     """The start a failed compound is retried from (:data:`RETRY_STARTS`): with a magnetic candidate,
-    antiferromagnetic where the cell holds two or more magnetic atoms, else a lower-moment (0.3 ×)
-    ferromagnetic start; with a hard element, the converged cut-off of ``settings``; else None."""
+    antiferromagnetic where the cell has such a start that keeps its symmetry
+    (:func:`~leanecd.dft.scf.antiferro_moments`), else a lower-moment (0.3 ×) ferromagnetic start;
+    with a hard element, the converged cut-off of ``settings``; else None."""
     if is_magnetic_candidate(species, settings.spin_rule):
-        n_mag = sum(m > 0 for m in initial_moments(species, settings.spin_rule))
-        return "antiferro" if n_mag >= 2 else "low-moment"
+        atoms = build_atoms(prototype, tuple(species), 5.0)
+        afm = antiferro_moments(atoms, initial_moments(species, settings.spin_rule))
+        return "antiferro" if afm is not None else "low-moment"
     if settings.hard_ecut_eV and set(species) & set(settings.hard_elements):
         return "converged-settings"
     return None
@@ -187,8 +190,12 @@ def _run_one_claimed(entry: dict, out: Path, settings: DFTSettings, t0: float) -
         res = spin_probe(read_json(out / "records" / f"{cid}.json"), settings, log=str(logdir / f"{cid}.txt"))
         write_json(out / PROBES / f"{cid}@{DATASET_VERSION}.json", res)
         return {"id": cid, "status": "ok", "wall_s": time.time() - t0, "moment_found": res["moment_found"]}
+    start = {}
     if entry.get("retry"):
         settings = replace(settings, **RETRY_STARTS[entry["retry"]])
+        if is_magnetic_candidate(entry["species"], settings.spin_rule):
+            start["start_moments_muB"] = starting_moments(build_atoms(entry["prototype"], tuple(entry["species"]), 5.0),
+                                                          settings)
     old = read_json(out / "records" / f"{cid}.json") if entry.get("recompute") else None
     try:
         if old is not None:
@@ -207,7 +214,7 @@ def _run_one_claimed(entry: dict, out: Path, settings: DFTSettings, t0: float) -
         if old is not None:  # the earlier record stays; the failure is kept beside it
             fail["supersedes"] = protocol_version(old)
         if entry.get("retry"):  # the first failure stays where it is; this one beside the history
-            fail["start"] = entry["retry"]
+            fail |= {"start": entry["retry"], **start}
             write_json(out / HISTORY / f"{cid}@{DATASET_VERSION}-{entry['retry']}-failed.json", fail)
         elif old is not None:
             write_json(out / HISTORY / f"{cid}@{DATASET_VERSION}-failed.json", fail)
@@ -215,6 +222,7 @@ def _run_one_claimed(entry: dict, out: Path, settings: DFTSettings, t0: float) -
             write_json(out / "failures" / f"{cid}.json", fail)
         return fail
     if entry.get("retry"):  # it worked: the earlier failure moves to the history, unchanged
+        record |= start
         first = out / "failures" / f"{cid}.json"
         if first.exists():
             earlier = read_json(first)

@@ -79,19 +79,38 @@ def _fit_points(record: dict) -> tuple[np.ndarray, np.ndarray]:
     return v[used], e[used]
 
 
+def magnetic_transition(record: dict, settings: DFTSettings = DFTSettings()) -> str:
+    """A reason if the E(V) points of a record's fit mix spin-paired and magnetic SCFs (largest local
+    moment below and at or above ``settings.spin_collapse_muB``): one Birch–Murnaghan curve then
+    spans two magnetic states. "" otherwise, or without moments per volume (before 0.7.0)."""
+    moments = record.get("eos_max_local_moments_muB")
+    if not moments or not record.get("spin_polarized"):
+        return ""
+    used = record.get("eos_used", [True] * len(moments))
+    m = [x for x, u in zip(moments, used) if u]
+    magnetic = [x >= settings.spin_collapse_muB for x in m]
+    if all(magnetic) or not any(magnetic):
+        return ""
+    return (f"the scan mixes spin-paired and magnetic points ({sum(magnetic)} of {len(m)} magnetic, up to "
+            f"{max(m):.2f} μB): E(V) spans two magnetic states")
+
+
 def label_reliability(record: dict, settings: DFTSettings = DFTSettings(),
                       refs: list[Reference] = (), failure: dict | None = None) -> tuple[str, str]:
     """(``ok`` | ``uncertain``, reason) of a record's labels (:func:`leanecd.eos.reliability`); also
-    ``uncertain`` when they miss the targets against a GPAW-PBE reference in ``refs``
+    ``uncertain`` when their E(V) spans two magnetic states (:func:`magnetic_transition`), when they
+    miss the targets against a GPAW-PBE reference in ``refs``
     (:func:`leanecd.dft.references.disagreement`) or when ``failure``, their recomputation under
     this protocol (:func:`leanecd.dft.layout.recompute_failure`), failed."""
     v, e = _fit_points(record)
     unc = eos.uncertainty(v, e)
     flag, why = eos.reliability(record["bulk_modulus_prime"], record["fit_rms_meV_per_atom"], unc,
                                 record["bulk_modulus_GPa"], unconverged_reason(record, settings))
+    mixed = magnetic_transition(record, settings)
     off = disagreement(record, list(refs))
     failed = f"its recomputation under protocol {DATASET_VERSION} failed: {failure['reason']}" if failure else ""
-    return ("uncertain", "; ".join(w for w in (why, off, failed) if w)) if off or failed else (flag, why)
+    more = [w for w in (mixed, off, failed) if w]
+    return ("uncertain", "; ".join(w for w in (why, *more) if w)) if more else (flag, why)
 
 
 def label_row(record: dict, refs: list[Reference] = (), failure: dict | None = None) -> dict:

@@ -3,6 +3,7 @@ the magnetic moments (μB) of a converged calculation."""
 
 from __future__ import annotations
 
+import itertools
 import sys
 from importlib.metadata import PackageNotFoundError, version
 
@@ -57,8 +58,7 @@ def scf_energy(build, a, settings, kpts, txt, coarse=False, spin=False, previous
     for how in attempts:
         atoms = build(a)
         if spin:
-            atoms.set_initial_magnetic_moments(initial_moments(atoms.get_chemical_symbols(), settings.spin_rule,
-                                                               settings.moment_scale, settings.antiferro))
+            atoms.set_initial_magnetic_moments(starting_moments(atoms, settings))
         if how == "reused":
             atoms.calc = previous
         else:
@@ -69,6 +69,61 @@ def scf_energy(build, a, settings, kpts, txt, coarse=False, spin=False, previous
             errors.append(f"{how} start: " + f"{type(exc).__name__}: {exc}".rstrip(": "))
     raise DFTError(f"SCF failed at a = {a:.4f} Å ({len(errors)} attempts, the last with a damped mixer): "
                    + "; ".join(errors))
+
+
+def starting_moments(atoms, settings: DFTSettings) -> list[float]:
+    """Starting moments (μB) of a spin-polarised SCF of ``atoms``: ferromagnetic (:func:`initial_moments`),
+    times ``settings.moment_scale``; with ``settings.antiferro``, :func:`antiferro_moments`' start
+    (:class:`DFTError` if the cell has none)."""
+    m = initial_moments(atoms.get_chemical_symbols(), settings.spin_rule, settings.moment_scale)
+    if not settings.antiferro:
+        return m
+    afm = antiferro_moments(atoms, m)
+    if afm is None:
+        raise DFTError(f"{atoms.get_chemical_formula()}: no antiferromagnetic start keeps the cell's symmetry")
+    return afm
+
+
+def antiferro_moments(atoms, moments, symprec: float = 1e-4) -> list[float] | None:
+    """An antiferro- or ferrimagnetic start (μB per atom) from the ferromagnetic ``moments``, or None.
+
+    Some magnetic atoms turn opposite to the first one, and only such that every symmetry operation
+    of the spin-paired crystal maps the start onto itself or onto its reverse: the charge density
+    then keeps the crystal's point group (a spin-flipped state has the same density). Of those
+    patterns: successive magnetic atoms alternating if it qualifies, else the smallest net moment
+    (then the first in order). None if no pattern qualifies (three equivalent face-centred atoms of
+    an antiperovskite; a single magnetic atom)."""
+    import spglib  # lazily: the package imports without the DFT extra
+
+    m = np.asarray(moments, dtype=float)
+    mag = np.flatnonzero(m)
+    if len(mag) < 2:
+        return None
+    frac = atoms.get_scaled_positions()
+    sym = spglib.get_symmetry((atoms.cell[:], frac, atoms.numbers), symprec=symprec)
+    perms = []
+    for rot, trans in zip(sym["rotations"], sym["translations"]):
+        d = (frac @ rot.T + trans)[:, None, :] - frac[None, :, :]  # image of atom i minus atom j
+        d -= np.round(d)
+        perms.append(np.argmin(np.linalg.norm(d @ atoms.cell[:], axis=2), axis=1))  # i goes to perms[i]
+
+    def qualifies(start):
+        return all(np.allclose(start[p], start) or np.allclose(start[p], -start) for p in perms)
+
+    def start(signs):
+        out = m.copy()
+        out[mag] *= signs
+        return out
+
+    alternate = start([1.0 if k % 2 == 0 else -1.0 for k in range(len(mag))])
+    if qualifies(alternate):
+        return [float(x) for x in alternate]
+    others = [start([1.0, *rest]) for rest in itertools.product((1.0, -1.0), repeat=len(mag) - 1)]
+    others = [s for s in others[1:] if qualifies(s)]  # others[0]: all parallel, ferromagnetic
+    if not others:
+        return None
+    best = min(others, key=lambda s: abs(s.sum()))  # the first of equals
+    return [float(x) for x in best]
 
 
 def _local_moment(calc) -> float:

@@ -35,23 +35,16 @@ OPEN_SHELL = ("Sc", "Ti", "V", "Cr", "Mn", "Fe", "Co", "Ni", "Y", "Zr", "Nb", "M
 OPEN_SHELL_MOMENT = 1.0  #: initial moment (μB) of an open-shell element not in :data:`MAGNETIC`
 
 
-def initial_moments(symbols, rule: str = "open-shell", scale: float = 1.0, antiferro: bool = False) -> list[float]:
-    """Starting moments (μB) of a spin-polarised SCF, one per atom: ferromagnetic, times ``scale``;
-    ``antiferro``: the moments of successive magnetic atoms alternate in sign (a cell with one
-    magnetic atom stays ferromagnetic).
+def initial_moments(symbols, rule: str = "open-shell", scale: float = 1.0) -> list[float]:
+    """Ferromagnetic starting moments (μB) of a spin-polarised SCF, one per atom, times ``scale``
+    (an antiferromagnetic start: :func:`leanecd.dft.scf.antiferro_moments`).
 
     ``rule``: "list" (versions ≤ 0.6.2: only :data:`MAGNETIC`) or "open-shell"."""
     if rule == "list":
         m = [MAGNETIC.get(s, 0.0) for s in symbols]
     else:
         m = [MAGNETIC.get(s, OPEN_SHELL_MOMENT if s in OPEN_SHELL else 0.0) for s in symbols]
-    m = [x * scale for x in m]
-    if antiferro:
-        k = 0
-        for i, x in enumerate(m):
-            if x:
-                m[i], k = (x if k % 2 == 0 else -x), k + 1
-    return m
+    return [x * scale for x in m]
 
 
 def is_magnetic_candidate(symbols, rule: str = "open-shell") -> bool:
@@ -119,7 +112,8 @@ class DFTSettings:
     spin_rule: str = "open-shell"
     #: starting moments × this (a retry of a failed magnetic compound uses a lower-moment start)
     moment_scale: float = 1.0
-    #: starting moments of successive magnetic atoms alternate in sign (a retry's antiferromagnetic start)
+    #: start some magnetic atoms opposite, keeping the crystal's symmetry (a retry's antiferromagnetic
+    #: start: :func:`leanecd.dft.scf.antiferro_moments`)
     antiferro: bool = False
 
     def for_species(self, symbols) -> DFTSettings:
