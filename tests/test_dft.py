@@ -736,6 +736,24 @@ def test_a_scan_that_mixes_spin_paired_and_magnetic_points_is_flagged():
     assert dft.label_row(rec)["reliability_reason"] == why
 
 
+def test_the_batch_runs_probes_and_retries_of_compounds_that_have_a_record_or_failure(tmp_path):
+    """run_batch's selection (batch.pending): a spin probe of a stored compound and a retry of a failed
+    one are pending until their own file exists, although the compound has a record or a failure."""
+    from leanecd.store import write_json
+
+    v = dft.DATASET_VERSION
+    write_json(tmp_path / "records" / "Al-fcc.json", {"id": "Al-fcc", "protocol": v})
+    write_json(tmp_path / "records" / "VAl3-l12.json", {"id": "VAl3-l12", "protocol": v})
+    write_json(tmp_path / "failures" / "Fe2SiTi-heusler.json", {"id": "Fe2SiTi-heusler"})
+    new = [{"id": "Al-fcc"}, {"id": "Cu-fcc"}, {"id": "Fe2SiTi-heusler"}]
+    probe = {"id": "VAl3-l12", "probe": True}
+    retry = {"id": "Fe2SiTi-heusler", "retry": "antiferro"}
+    assert batch.pending(tmp_path, [*new, probe, retry]) == [{"id": "Cu-fcc"}, probe, retry]
+    write_json(tmp_path / dft.PROBES / f"VAl3-l12@{v}.json", {"moment_found": False})
+    write_json(tmp_path / dft.HISTORY / f"Fe2SiTi-heusler@{v}-antiferro-failed.json", {"reason": "SCF failed"})
+    assert batch.pending(tmp_path, [*new, probe, retry]) == [{"id": "Cu-fcc"}]
+
+
 def test_starting_moments_by_rule_and_scale():
     assert dft.initial_moments(["Mn", "Al", "Cu", "Cu"], "list") == [3.0, 0.0, 0.0, 0.0]
     assert dft.initial_moments(["Zn", "C", "Mn", "Mn", "Mn"], scale=0.5) == [0.0, 0.0, 1.5, 1.5, 1.5]

@@ -258,6 +258,15 @@ def _run_one_subprocess(entry: dict, out: str, settings_json: str, timeout_s: fl
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
+def pending(out: str | os.PathLike, entries: list[dict]) -> list[dict]:
+    """The entries that still need work in ``out`` (:func:`~leanecd.dft.layout.is_done`): a new
+    compound without record or failure, a recomputation, spin probe or retry not yet done."""
+    finished = done_ids(Path(out))  # a new compound: one listing instead of a file check per candidate
+    kinds = ("recompute", "retry", "probe")
+    return [e for e in entries
+            if not (is_done(Path(out), e) if any(e.get(k) for k in kinds) else e["id"] in finished)]
+
+
 def run_batch(out: str | os.PathLike, limit: int | None = None, workers: int = 2, scheduler: str | None = None,
               settings: DFTSettings = DFTSettings(), seed: int = 0, timeout_s: float = 3600,
               entries: list[dict] | None = None, progress: bool = True) -> list[dict]:
@@ -277,11 +286,9 @@ def run_batch(out: str | os.PathLike, limit: int | None = None, workers: int = 2
     (out / STOP_FILE).unlink(missing_ok=True)  # a new run: a stop asked of an earlier batch is done
     write_dataset_json(out, settings)
     todo_all = entries if entries is not None else plan(seed)
-    finished = done_ids(out)
-    done = {e["id"] for e in todo_all if (is_done(out, e) if e.get("recompute") else e["id"] in finished)}
-    todo = [e for e in todo_all if e["id"] not in done]
+    todo = pending(out, todo_all)
     if limit is not None:
-        todo = todo[: max(0, limit - len(done))]
+        todo = todo[: max(0, limit - (len(todo_all) - len(todo)))]
     if not todo:
         return []
     sj = json.dumps(asdict(settings))
