@@ -38,7 +38,7 @@ from .dft import (
     scan_offset,
 )
 from .dft.compounds import cells_per_cube
-from .dft.layout import is_done, recompute_failure
+from .dft.layout import is_done, probe_moment, recompute_failure
 from .dft.references import VALIDATION_TARGETS, Reference, deviation, references
 from .store import atomic_path, read_json
 
@@ -196,7 +196,9 @@ def _reliability_rule() -> str:
             f"without one E(V) point or with B′ = 4 that moves B by more than {eos.MAX_B_SPREAD:.0%} or a₀ by "
             f"more than {eos.MAX_A_SPREAD:.1%}; where the E(V) points mix spin-paired and magnetic SCFs "
             f"(`leanecd.dft.labels.magnetic_transition`); where the convergence study (below) finds the settings not "
-            f"converged for the compound's kind; or where B or a₀ misses the validation targets (B "
+            f"converged for the compound's kind; where the compound's recomputation under this protocol failed; "
+            f"where a spin probe found a local moment that its spin-paired labels lack (until it is recomputed); "
+            f"or where B or a₀ misses the validation targets (B "
             f"{VALIDATION_TARGETS['B']:.0%}, a₀ {VALIDATION_TARGETS['a0']:.1%}) against an independent reference "
             f"computed with GPAW-PBE (below)")
 
@@ -284,8 +286,8 @@ def validation_table(root: str | os.PathLike = "data/embedded",
         rows.append({"id": ref.id, "reference": ref.source, "protocol": protocol_version(rec), "a0_A": rec["a0_A"],
                      "ref_a0_A": ref.a0_A, "da0_%": 100 * da, "B_GPa": rec["bulk_modulus_GPa"],
                      "ref_B_GPa": ref.B_GPa, "dB_%": 100 * db, "within": within, "gpaw": ref.gpaw,
-                     "reliability": label_reliability(rec, refs=independent,
-                                                      failure=recompute_failure(root, rec))[0]})
+                     "reliability": label_reliability(rec, refs=independent, failure=recompute_failure(root, rec),
+                                                      probe=probe_moment(root, rec))[0]})
     return pd.DataFrame(rows, columns=["id", "reference", "protocol", "a0_A", "ref_a0_A", "da0_%", "B_GPa",
                                        "ref_B_GPa", "dB_%", "within", "gpaw", "reliability"])
 
