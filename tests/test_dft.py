@@ -738,6 +738,38 @@ def test_a_scan_that_mixes_spin_paired_and_magnetic_points_is_flagged():
     assert dft.label_row(rec)["reliability_reason"] == why
 
 
+def test_a_spin_paired_label_whose_probe_found_a_moment_is_flagged_until_recomputed(tmp_path, monkeypatch):
+    """AgTi stored spin-paired under 0.6.2 with a clean fit (ok); its spin probe under this protocol
+    finds 0.69 μB: labels.csv and load_dataset flag it with the moment; a probe that found nothing,
+    or the compound recomputed under this protocol, leaves it ok."""
+    from leanecd.data import load_dataset
+    from leanecd.store import write_json
+
+    _synthetic_bm(monkeypatch, v0=3.28**3)
+    rec, fld = dft.compute_compound("cscl", ("Ag", "Ti"), dft.SETTINGS_062)
+    _store(tmp_path, rec, fld)
+    cid = rec["id"]
+
+    def flag():
+        dft.write_labels(tmp_path)
+        row = next(csv.DictReader(open(tmp_path / "labels.csv")))
+        assert load_dataset(tmp_path).table.at[cid, "reliability_reason"] == row["reliability_reason"]
+        return row["reliability"], row["reliability_reason"]
+
+    assert flag() == ("ok", "") and dft.recompute_plan(tmp_path) == []
+    probe = tmp_path / dft.PROBES / f"{cid}@{dft.DATASET_VERSION}.json"
+    write_json(probe, {"id": cid, "moment_found": True, "max_local_moment_muB": 0.686, "a_A": 3.371})
+    reliability, why = flag()
+    assert reliability == "uncertain" and "0.69 μB at a = 3.371 Å" in why and "protocol 0.6.2" in why
+    [entry] = dft.recompute_plan(tmp_path)
+    assert entry["kind"] == "probe"  # the probe, not the flag it causes, is why it is recomputed
+    write_json(probe, {"id": cid, "moment_found": False, "max_local_moment_muB": 0.01, "a_A": 3.371})
+    assert flag() == ("ok", "")
+    write_json(probe, {"id": cid, "moment_found": True, "max_local_moment_muB": 0.686, "a_A": 3.371})
+    assert dft.run_one(entry, tmp_path, dft.DFTSettings())["status"] == "ok"
+    assert flag() == ("ok", "")  # recomputed: the new record's own spin decision stands
+
+
 def test_the_batch_runs_probes_and_retries_of_compounds_that_have_a_record_or_failure(tmp_path):
     """run_batch's selection (batch.pending): a spin probe of a stored compound and a retry of a failed
     one are pending until their own file exists, although the compound has a record or a failure."""

@@ -3,6 +3,7 @@ conversion per prototype, and the rule that flags a label far from a GPAW-PBE re
 
 from __future__ import annotations
 
+import csv
 import math
 from pathlib import Path
 
@@ -107,3 +108,45 @@ def test_references_read_the_acwf_file_next_to_the_dataset(tmp_path):
     ae_v = (cu["wien2k"]["V0_A3_per_atom"] + cu["fleur"]["V0_A3_per_atom"]) / 2
     assert extra[1].a0_A == pytest.approx((4 * ae_v) ** (1 / 3))
     assert extra[0].B_GPa == pytest.approx(cu["gpaw"]["B0_eV_per_A3"] * eos.EV_PER_A3_IN_GPA)
+
+
+def test_a_label_far_from_its_convergence_study_reference_is_flagged(tmp_path):
+    """FeSc stored at the protocol's k density with B 14 % above the study's dense reference run
+    (Birch–Murnaghan points, B 82 GPa at 650 eV, k 10 Å; a coarser reference run and a non-reference
+    run beside it): labels.csv flags it, and the card's table lists the densest reference only."""
+    from leanecd import card
+    from leanecd.dft import write_labels
+    from leanecd.dft.references import study_references
+
+    v0, b, bp = 15.55, 82.0, 10.8  # Å³ per cell, GPa
+    vols = list(np.linspace(0.91, 1.09, 7) * v0)
+    a0 = a0_from_volume("FeSc-cscl", v0 / 2)
+
+    def run(ecut, kd, reference, b_run):
+        return {"id": "FeSc-cscl", "kind": "metal", "ecut_eV": ecut, "kpt_density": kd, "reference": reference,
+                "natoms": 2, "eos_volumes_A3": vols, "eos_energies_eV": [_bm(v, -13.7, v0, b_run, bp) for v in vols]}
+
+    study = tmp_path / "convergence" / "FeSc-cscl"
+    write_json(study / "650eV-k10.json", run(650.0, 10.0, True, b))
+    write_json(study / "650eV-k8.json", run(650.0, 8.0, True, 90.0))  # a coarser reference (read last): unused
+    write_json(study / "450eV-k4.json", run(450.0, 4.0, False, 94.0))
+    [ref] = study_references(tmp_path / "convergence")
+    assert (ref.source, ref.gpaw) == ("study 650 eV, k 10 Å", True)
+    assert ref.B_GPa == pytest.approx(b, rel=1e-6) and ref.a0_A == pytest.approx(a0, rel=1e-9)
+    assert ref in references(tmp_path)
+
+    ens = [_bm(v, -13.7, v0, 1.14 * b, 4.5) for v in vols]
+    rec = {"id": "FeSc-cscl", "a0_A": a0, "bulk_modulus_GPa": 1.14 * b, "bulk_modulus_prime": 4.5,
+           "species": ["Fe", "Sc"], "eos_volumes_A3": vols, "eos_energies_eV": ens, "fit_rms_meV_per_atom": 0.0,
+           "protocol": "0.7.0", "settings": {"ecut_eV": 450.0, "kpt_density": 4.0}}
+    write_json(tmp_path / "embedded" / "records" / "FeSc-cscl.json", rec)
+    write_labels(tmp_path / "embedded")
+    row = next(csv.DictReader(open(tmp_path / "embedded" / "labels.csv")))
+    assert row["reliability"] == "uncertain" and "B +14.0 %" in row["reliability_reason"]
+    assert "study 650 eV, k 10 Å" in row["reliability_reason"]
+    val = card.validation_table(tmp_path / "embedded")
+    assert val["reference"].tolist() == ["study 650 eV, k 10 Å"] and not val["within"].any()
+    assert val["reliability"].tolist() == ["uncertain"]
+    write_json(tmp_path / "embedded" / "records" / "FeSc-cscl.json", {**rec, "bulk_modulus_GPa": 1.01 * b})
+    assert label_reliability(read_json(tmp_path / "embedded" / "records" / "FeSc-cscl.json"),
+                             refs=references(tmp_path))[0] == "ok"

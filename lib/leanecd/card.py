@@ -37,9 +37,8 @@ from .dft import (
     retry_plan,
     scan_offset,
 )
-from .dft.compounds import cells_per_cube
-from .dft.layout import is_done, recompute_failure
-from .dft.references import VALIDATION_TARGETS, Reference, deviation, references
+from .dft.layout import is_done, probe_moment, recompute_failure
+from .dft.references import VALIDATION_TARGETS, deviation, references, study_fit
 from .store import atomic_path, read_json
 
 #: Names of the numbers of elements of a compound.
@@ -196,9 +195,11 @@ def _reliability_rule() -> str:
             f"without one E(V) point or with B′ = 4 that moves B by more than {eos.MAX_B_SPREAD:.0%} or a₀ by "
             f"more than {eos.MAX_A_SPREAD:.1%}; where the E(V) points mix spin-paired and magnetic SCFs "
             f"(`leanecd.dft.labels.magnetic_transition`); where the convergence study (below) finds the settings not "
-            f"converged for the compound's kind; or where B or a₀ misses the validation targets (B "
-            f"{VALIDATION_TARGETS['B']:.0%}, a₀ {VALIDATION_TARGETS['a0']:.1%}) against an independent reference "
-            f"computed with GPAW-PBE (below)")
+            f"converged for the compound's kind; where the compound's recomputation under this protocol failed; "
+            f"where a spin probe found a local moment that its spin-paired labels lack (until it is recomputed); "
+            f"or where B or a₀ misses the validation targets (B "
+            f"{VALIDATION_TARGETS['B']:.0%}, a₀ {VALIDATION_TARGETS['a0']:.1%}) against a reference computed with "
+            f"GPAW-PBE: an independent one, or the convergence study's dense run of the compound (below)")
 
 
 CONVERGENCE_COLUMNS = ["id", "kind", "ecut_eV", "kpt_density", "smearing_eV", "reference", "a0_A", "B_GPa",
@@ -217,15 +218,15 @@ def convergence_table(root: str | os.PathLike = "data/convergence") -> pd.DataFr
     rows = []
     for p in sorted(Path(root).glob("*/*.json")):
         r = read_json(p)
-        f = eos.fit(r["eos_volumes_A3"], r["eos_energies_eV"])
+        fitted = study_fit(r)
         row = {"id": r["id"], "kind": r["kind"], "ecut_eV": float(r["ecut_eV"]),
                "kpt_density": float(r["kpt_density"]),
                "smearing_eV": float(r.get("smearing_eV", DFTSettings().smearing_eV)),
                "reference": bool(r["reference"]),
                "a0_A": np.nan, "B_GPa": np.nan, "Bprime": np.nan, "E0_eV_atom": np.nan,
                "cpu_s": float(r.get("cpu_s", np.nan))}
-        if f is not None:
-            a0 = (f.v0 * cells_per_cube(r["id"].split("-", 1)[1])) ** (1 / 3)
+        if fitted is not None:
+            a0, f = fitted
             row.update(a0_A=a0, B_GPa=f.b, Bprime=f.bprime, E0_eV_atom=f.e0 / r["natoms"])
         rows.append(row)
     df = pd.DataFrame(rows, columns=CONVERGENCE_COLUMNS[:11])
@@ -259,21 +260,15 @@ def _convergence_md(df) -> str:
     return "\n".join(lines)
 
 
-def validation_table(root: str | os.PathLike = "data/embedded",
-                     convergence: str | os.PathLike | None = None) -> pd.DataFrame:
-    """The stored labels against independent references (:func:`leanecd.dft.references.references`:
-    the Δ-project's elements, the audit's scans, the ACWF study's GPAW and all-electron values) and
-    the convergence study's reference runs (``convergence``, default ``<root>/../convergence``).
+def validation_table(root: str | os.PathLike = "data/embedded") -> pd.DataFrame:
+    """The stored labels against the references next to the dataset
+    (:func:`leanecd.dft.references.references`: the Δ-project's elements, the audit's scans, the ACWF
+    study's GPAW and all-electron values, the convergence study's reference runs).
     One row per (compound, reference): stored and reference a0 (Å) and B (GPa), deviations (%),
     the record's protocol and reliability flag, ``within`` (both targets met) and ``gpaw``
     (the reference was computed with GPAW-PBE)."""
     root = Path(root)
-    independent = references(root.parent)
-    refs = list(independent)
-    conv = convergence_table(Path(convergence) if convergence else root.parent / "convergence")
-    if len(conv):
-        refs += [Reference(r.id, f"study {r.ecut_eV:.0f} eV, k {r.kpt_density:g} Å", r.a0_A, r.B_GPa, True)
-                 for r in conv[conv["reference"]].itertuples()]
+    refs = references(root.parent)
     rows = []
     for ref in refs:
         path = root / "records" / f"{ref.id}.json"
@@ -284,8 +279,8 @@ def validation_table(root: str | os.PathLike = "data/embedded",
         rows.append({"id": ref.id, "reference": ref.source, "protocol": protocol_version(rec), "a0_A": rec["a0_A"],
                      "ref_a0_A": ref.a0_A, "da0_%": 100 * da, "B_GPa": rec["bulk_modulus_GPa"],
                      "ref_B_GPa": ref.B_GPa, "dB_%": 100 * db, "within": within, "gpaw": ref.gpaw,
-                     "reliability": label_reliability(rec, refs=independent,
-                                                      failure=recompute_failure(root, rec))[0]})
+                     "reliability": label_reliability(rec, refs=refs, failure=recompute_failure(root, rec),
+                                                      probe=probe_moment(root, rec))[0]})
     return pd.DataFrame(rows, columns=["id", "reference", "protocol", "a0_A", "ref_a0_A", "da0_%", "B_GPa",
                                        "ref_B_GPa", "dB_%", "within", "gpaw", "reliability"])
 

@@ -42,7 +42,7 @@ import pandas as pd
 
 from .dataset import FAILURE_COLUMNS, NOT_CHGCAR, TARGETS, Dataset, embedded_version, is_number, load_chgcar_field
 from .dft.labels import label_row
-from .dft.layout import recompute_failure
+from .dft.layout import probe_moment, recompute_failure
 from .dft.references import references
 from .dft.settings import protocol_version
 from .errors import FileFormatError
@@ -127,7 +127,7 @@ def load_embedded(root: str | os.PathLike | None = None) -> Dataset:
     refs = references(root.parent)   # the independent references a flag is checked against, as labels.csv's
     for r in rows:  # records without their E(V) scan (hand-made datasets) get no flag
         if {"eos_volumes_A3", "eos_energies_eV", "settings", "bulk_modulus_prime", "fit_rms_meV_per_atom"} <= set(r):
-            row = label_row(r, refs, recompute_failure(root, r))
+            row = label_row(r, refs, recompute_failure(root, r), probe_moment(root, r))
             r.update({k: row[k] for k in derived})
         elif "protocol" in r or "settings" in r:
             r["protocol"] = protocol_version(r)

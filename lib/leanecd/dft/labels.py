@@ -14,7 +14,7 @@ import numpy as np
 
 from .. import eos
 from ..store import atomic_path, read_json, write_json
-from .layout import HISTORY, recompute_failure
+from .layout import HISTORY, probe_moment, recompute_failure
 from .references import Reference, disagreement, references
 from .settings import DATASET_NAME, DATASET_VERSION, DFTSettings, protocol_version, unconverged_reason
 
@@ -96,12 +96,14 @@ def magnetic_transition(record: dict, settings: DFTSettings = DFTSettings()) -> 
 
 
 def label_reliability(record: dict, settings: DFTSettings = DFTSettings(),
-                      refs: list[Reference] = (), failure: dict | None = None) -> tuple[str, str]:
+                      refs: list[Reference] = (), failure: dict | None = None,
+                      probe: dict | None = None) -> tuple[str, str]:
     """(``ok`` | ``uncertain``, reason) of a record's labels (:func:`leanecd.eos.reliability`); also
     ``uncertain`` when their E(V) spans two magnetic states (:func:`magnetic_transition`), when they
     miss the targets against a GPAW-PBE reference in ``refs``
-    (:func:`leanecd.dft.references.disagreement`) or when ``failure``, their recomputation under
-    this protocol (:func:`leanecd.dft.layout.recompute_failure`), failed."""
+    (:func:`leanecd.dft.references.disagreement`), when ``failure``, their recomputation under
+    this protocol (:func:`leanecd.dft.layout.recompute_failure`), failed, or when ``probe``, a spin
+    probe of the spin-paired record (:func:`leanecd.dft.layout.probe_moment`), found a moment."""
     v, e = _fit_points(record)
     unc = eos.uncertainty(v, e)
     flag, why = eos.reliability(record["bulk_modulus_prime"], record["fit_rms_meV_per_atom"], unc,
@@ -109,17 +111,21 @@ def label_reliability(record: dict, settings: DFTSettings = DFTSettings(),
     mixed = magnetic_transition(record, settings)
     off = disagreement(record, list(refs))
     failed = f"its recomputation under protocol {DATASET_VERSION} failed: {failure['reason']}" if failure else ""
-    more = [w for w in (mixed, off, failed) if w]
+    magnetised = (f"a spin probe found a local moment of {probe['max_local_moment_muB']:.2f} μB at a = "
+                  f"{probe['a_A']:.3f} Å; these labels are spin-paired (protocol {protocol_version(record)}) "
+                  f"until the compound is recomputed") if probe else ""
+    more = [w for w in (mixed, off, failed, magnetised) if w]
     return ("uncertain", "; ".join(w for w in (why, *more) if w)) if more else (flag, why)
 
 
-def label_row(record: dict, refs: list[Reference] = (), failure: dict | None = None) -> dict:
-    """One row of ``labels.csv`` (:data:`LABEL_COLUMNS`) from a record; ``refs`` and ``failure``:
-    the independent references and the failed recomputation its flag is checked against
-    (:func:`label_reliability`)."""
+def label_row(record: dict, refs: list[Reference] = (), failure: dict | None = None,
+              probe: dict | None = None) -> dict:
+    """One row of ``labels.csv`` (:data:`LABEL_COLUMNS`) from a record; ``refs``, ``failure`` and
+    ``probe``: the independent references, the failed recomputation and the spin probe its flag is
+    checked against (:func:`label_reliability`)."""
     v, e = _fit_points(record)
     unc = eos.uncertainty(v, e)
-    flag, why = label_reliability(record, refs=refs, failure=failure)
+    flag, why = label_reliability(record, refs=refs, failure=failure, probe=probe)
     return {**record, "protocol": protocol_version(record), "scan_offset": scan_offset(record),
             "bulk_modulus_uncertainty_GPa": unc.b_spread_GPa, "a0_uncertainty_A": unc.a0_spread * record["a0_A"],
             "reliability": flag, "reliability_reason": why, "eos_points": len(v),
@@ -138,7 +144,7 @@ def write_labels(out: str | os.PathLike) -> Path:
             w = csv.DictWriter(fh, fieldnames=LABEL_COLUMNS, extrasaction="ignore")
             w.writeheader()
             for r in rows:
-                w.writerow(label_row(r, refs, recompute_failure(out, r)))  # full precision
+                w.writerow(label_row(r, refs, recompute_failure(out, r), probe_moment(out, r)))  # full precision
     write_dataset_json(out)
     return out / "labels.csv"
 

@@ -52,3 +52,14 @@ def recompute_failure(out: Path, record: dict) -> dict | None:
     if protocol_version(record) == DATASET_VERSION or not path.exists():
         return None
     return read_json(path)
+
+
+def probe_moment(out: Path, record: dict) -> dict | None:
+    """The spin probe under this protocol (``probes/<id>@<protocol>.json``) of a spin-paired ``record``
+    of an older protocol if the probe found a local moment, or None: no probe, none found, or the
+    record is already of this protocol (its recomputation ran the spin decision again)."""
+    path = Path(out) / PROBES / f"{record['id']}@{DATASET_VERSION}.json"
+    if protocol_version(record) == DATASET_VERSION or record.get("spin_polarized") or not path.exists():
+        return None
+    probe = read_json(path)
+    return probe if probe.get("moment_found") else None

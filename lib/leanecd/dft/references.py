@@ -1,6 +1,6 @@
 """Independent PBE references for the stored labels, and the rule that flags a label far from one.
 
-Three sources, computed outside this project's protocol:
+Three sources computed outside this project's protocol, and this project's own converged runs:
 
 * the Δ-project's all-electron (WIEN2k) equations of state of the fcc elements
   (Lejaeghere et al., Science 351, aad3000, 2016): :data:`DELTA_WIEN2K`;
@@ -8,7 +8,10 @@ Three sources, computed outside this project's protocol:
   protocol 0.7.0 (B only): :data:`AUDIT_B_GPA`;
 * the ACWF verification study (Bosoni et al., Nat. Rev. Phys. 6, 45, 2024): GPAW with the
   PAW setups 0.9.20000, and the mean of the all-electron codes WIEN2k and FLEUR, for the
-  compounds of this dataset it holds (``<data>/references/acwf-pbe.json``, :data:`ACWF_FILE`).
+  compounds of this dataset it holds (``<data>/references/acwf-pbe.json``, :data:`ACWF_FILE`);
+* the dense reference runs of the convergence study (``benchmarks/dft_settings_study.py``, in
+  ``<data>/convergence/``, :data:`STUDY_DIR`): the same code and setups at a higher cut-off and
+  k-point density than the protocol's, so a label far from one is not converged.
 
 A label is flagged ``uncertain`` when it misses :data:`VALIDATION_TARGETS` against a reference
 computed with GPAW-PBE (same code and PAW setups): that is a disagreement of two calculations of
@@ -24,6 +27,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from .. import eos
 from ..eos import EV_PER_A3_IN_GPA
 from ..store import read_json
 from .compounds import PROTOTYPES, cells_per_cube
@@ -40,6 +44,8 @@ VALIDATION_TARGETS = {"B": 0.05, "a0": 0.005}
 ACWF_FILE = "acwf-pbe.json"
 #: the ACWF study's all-electron codes; their mean is the all-electron reference
 ACWF_ALL_ELECTRON = ("wien2k", "fleur")
+#: the convergence study's runs, ``<data>/convergence/<id>/<cut-off>eV-k<density>[-w<width>].json``
+STUDY_DIR = "convergence"
 
 
 @dataclass(frozen=True)
@@ -74,15 +80,41 @@ def acwf_references(path: str | os.PathLike) -> list[Reference]:
     return refs
 
 
+def study_fit(run: dict) -> tuple[float, eos.Fit] | None:
+    """A convergence-study run's Birch–Murnaghan fit (:func:`leanecd.eos.fit`) and its a0 (Å,
+    conventional cubic edge), or None where the fit finds no minimum."""
+    f = eos.fit(run["eos_volumes_A3"], run["eos_energies_eV"])
+    if f is None:
+        return None
+    return (f.v0 * cells_per_cube(run["id"].split("-", 1)[1])) ** (1 / 3), f
+
+
+def study_references(path: str | os.PathLike) -> list[Reference]:
+    """The convergence study's reference runs in ``path`` (:data:`STUDY_DIR`), one per compound (the
+    densest where there are several), as GPAW references."""
+    best = {}
+    for p in sorted(Path(path).glob("*/*.json")):
+        run = read_json(p)
+        if not run["reference"] or (fitted := study_fit(run)) is None:
+            continue
+        key = (float(run["ecut_eV"]), float(run["kpt_density"]))
+        if run["id"] not in best or key > best[run["id"]][0]:
+            source = f"study {key[0]:.0f} eV, k {key[1]:g} Å"
+            best[run["id"]] = key, Reference(run["id"], source, fitted[0], fitted[1].b, True)
+    return [ref for _, ref in best.values()]
+
+
 def references(data_dir: str | os.PathLike | None = None) -> list[Reference]:
-    """Every independent reference: the Δ-project's, the audit's and, when ``<data_dir>/references/``
-    holds it, the ACWF study's (``data_dir``: the folder above the dataset, e.g. ``data``)."""
+    """Every reference: the Δ-project's, the audit's and, when ``<data_dir>`` holds them, the ACWF
+    study's (``references/``) and the convergence study's reference runs (``convergence/``);
+    ``data_dir``: the folder above the dataset, e.g. ``data``."""
     refs = [Reference(f"{el}-fcc", "Δ-project WIEN2k", a0_from_volume(f"{el}-fcc", v), b, False)
             for el, (v, b) in DELTA_WIEN2K.items()]
     refs += [Reference(cid, "audit GPAW 700–800 eV", math.nan, b, True) for cid, b in AUDIT_B_GPA.items()]
-    acwf = Path(data_dir) / "references" / ACWF_FILE if data_dir is not None else None
-    if acwf is not None and acwf.is_file():
-        refs += acwf_references(acwf)
+    if data_dir is not None:
+        if (acwf := Path(data_dir) / "references" / ACWF_FILE).is_file():
+            refs += acwf_references(acwf)
+        refs += study_references(Path(data_dir) / STUDY_DIR)
     return refs
 
 
