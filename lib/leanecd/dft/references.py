@@ -1,4 +1,5 @@
-"""Independent PBE references for the stored labels, and the rule that flags a label far from one.
+"""PBE references for the stored labels (independent ones and the convergence study's dense runs), and the rule
+that flags a label far from one.
 
 Three sources computed outside this project's protocol, and this project's own converged runs:
 
